@@ -1,0 +1,12 @@
+from django.urls import include, path
+
+from warmysender.api.v1 import api
+from warmysender.web.health import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("", include("warmysender.accounts.urls")),
+    path("", include("warmysender.prospects.urls")),
+    path("", include("warmysender.web.urls")),
+]
