@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "warmysender.accounts",
     "warmysender.audit",
     "warmysender.prospects",
+    "warmysender.mailboxes",
     "warmysender.api",
     "warmysender.web",
 ]
