@@ -25,8 +25,8 @@ class CurrentWorkspaceMiddleware:
         if user.is_authenticated:
             qs = Membership.objects.select_related("workspace").filter(user=user)
             membership = None
-            if user.current_workspace_id:  # type: ignore[union-attr]
-                membership = qs.filter(workspace_id=user.current_workspace_id).first()  # type: ignore[union-attr]
+            if user.current_workspace_id:
+                membership = qs.filter(workspace_id=user.current_workspace_id).first()
             if membership is None:
                 membership = qs.order_by("created_at").first()
             if membership is not None:
