@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SequencesConfig(AppConfig):
+    name = "warmysender.sequences"
+    label = "sequences"
+    verbose_name = "Campaigns and sequences"

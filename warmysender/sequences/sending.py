@@ -1,0 +1,551 @@
+"""Sending reserved email actions, at most once.
+
+Per message: read the reserved action and render it (nothing external yet); connect; mark it
+`sending` (committed) right before the SMTP transaction; hand it over; record the outcome. A
+crash before the `sending` commit leaves it `reserved` and the watchdog gives it back to the
+scheduler; a crash after leaves it `sending`, and the watchdog turns that into `unknown`, which
+is never retried automatically — a person decides. A duplicate cold email is worse than a miss.
+
+Sends of one mailbox are serialised with a session advisory lock held for the whole run, so one
+SMTP conversation per mailbox exists at any time, on any machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from django.db import connection, transaction
+
+from warmysender.audit.services import Actor, emit_event, record_audit
+from warmysender.email import rendering
+from warmysender.email.unsubscribe import unsubscribe_url
+from warmysender.mailboxes.models import Mailbox
+from warmysender.mailboxes.transports import SendResult, Transport, open_transport
+from warmysender.prospects.services import is_suppressed
+from warmysender.sequences import caps, engine
+from warmysender.sequences.models import (
+    Action,
+    ActionState,
+    Campaign,
+    CampaignStatus,
+    Enrollment,
+    EnrollmentStatus,
+    MailboxThrottle,
+    Variant,
+)
+from warmysender.sequences.services import log_event, set_enrollment_status, window_of
+
+log = logging.getLogger(__name__)
+SENDER = Actor.system("sender")
+MAILBOX_LOCK_SPACE = 0x5753  # "WS": first key of the (space, mailbox) advisory lock
+
+
+@dataclass
+class Prepared:
+    action: Action
+    enrollment: Enrollment
+    campaign: Campaign
+    message: EmailMessage
+
+
+def send_for_mailbox(
+    mailbox_id: str,
+    *,
+    clock: Callable[[], datetime],
+    rng: random.Random | None = None,
+    limit: int = 1000,
+) -> int:
+    """Send every reserved action of one mailbox, one SMTP connection for the run. Returns how
+    many messages were handed over. Returns 0 at once when another sender holds the mailbox: it
+    sends ours too, since it loops until nothing reserved is left."""
+    rng = rng or random.Random()
+    sent = 0
+    while True:
+        if not _try_lock(mailbox_id):
+            return sent
+        try:
+            sent += _drain(mailbox_id, clock, rng, limit - sent)
+        finally:
+            _unlock(mailbox_id)
+        # A reservation committed while we were finishing may have seen the lock held and left
+        # its job to us: look once more after letting go.
+        if (
+            sent >= limit
+            or not Action.objects.filter(mailbox_id=mailbox_id, state=ActionState.RESERVED).exists()
+        ):
+            return sent
+
+
+def _try_lock(mailbox_id: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [MAILBOX_LOCK_SPACE, str(mailbox_id)]
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock(mailbox_id: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_unlock(%s, hashtext(%s))", [MAILBOX_LOCK_SPACE, str(mailbox_id)]
+        )
+
+
+def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, limit: int) -> int:
+    mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
+    if mailbox is None:
+        return 0
+    transport: Transport | None = None
+    sent = 0
+    try:
+        while sent < limit:
+            now = clock()
+            prepared = prepare_next(mailbox, now)
+            if prepared is None:
+                break
+            if transport is None:
+                transport = open_transport(mailbox)
+                refused = transport.connect()
+                if refused is not None:
+                    record_outcome(prepared, refused, now=clock(), rng=rng, started=False)
+                    if refused.outcome == "auth_failed":
+                        break
+                    transport.close()
+                    transport = None
+                    # The mailbox is backing off; the rest of its reservations wait for it.
+                    break
+            if not mark_sending(prepared, clock()):
+                continue
+            result = transport.send(prepared.message, now=clock())
+            record_outcome(prepared, result, now=clock(), rng=rng, started=True)
+            if result.outcome == "sent":
+                sent += 1
+            if result.outcome in ("unknown", "deferred", "auth_failed"):
+                # The connection is in doubt or refused: start a fresh one next time.
+                transport.close()
+                transport = None
+                if result.outcome != "unknown":
+                    break
+    finally:
+        if transport is not None:
+            transport.close()
+        _release_leftovers_if_blocked(mailbox, clock())
+    return sent
+
+
+def _release_leftovers_if_blocked(mailbox: Mailbox, now: datetime) -> None:
+    """If the mailbox stopped mid-run (backoff, auth failure), its other reservations go back to
+    the scheduler, which waits them with the reason instead of holding capacity."""
+    throttle = MailboxThrottle.objects.filter(mailbox=mailbox).first()
+    mailbox.refresh_from_db(fields=["status"])
+    blocked = mailbox.status != "connected" or (
+        throttle is not None and throttle.backoff_until and throttle.backoff_until > now
+    )
+    if not blocked:
+        return
+    from warmysender.sequences.services import release_action
+
+    for action in Action.objects.filter(mailbox=mailbox, state=ActionState.RESERVED).select_related(
+        "enrollment"
+    ):
+        release_action(action, now=now, error="mailbox backing off")
+        Enrollment.objects.filter(pk=action.enrollment_id, status=EnrollmentStatus.SENDING).update(
+            status=EnrollmentStatus.PENDING,
+            next_action_at=throttle.backoff_until
+            if throttle and throttle.backoff_until
+            else now + timedelta(hours=1),
+            wait_reason=f"mailbox {mailbox.email} is backing off",
+            updated_at=now,
+        )
+
+
+def prepare_next(mailbox: Mailbox, now: datetime) -> Prepared | None:
+    """The next reserved action of `mailbox`, rendered and ready; or None. Actions that must not
+    go (campaign paused, prospect suppressed, template broken) are settled here instead."""
+    while True:
+        with transaction.atomic():
+            action = (
+                Action.objects.select_for_update(skip_locked=True)
+                .filter(mailbox=mailbox, state=ActionState.RESERVED)
+                .order_by("reserved_at", "id")
+                .select_related("step", "variant", "campaign", "workspace")
+                .first()
+            )
+            if action is None:
+                return None
+            enrollment = (
+                Enrollment.objects.select_for_update()
+                .select_related("prospect", "workspace")
+                .get(pk=action.enrollment_id)
+            )
+            campaign = action.campaign
+            settled = _settle_if_not_sendable(action, enrollment, campaign, mailbox, now)
+            if settled:
+                continue
+            try:
+                message = build_message(action, enrollment, campaign, mailbox)
+            except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
+                _park_for_template_fix(action, enrollment, campaign, str(exc), now)
+                continue
+            return Prepared(action, enrollment, campaign, message)
+
+
+def _give_back(
+    action: Action,
+    enrollment: Enrollment,
+    *,
+    now: datetime,
+    reason: str,
+    until: datetime | None = None,
+) -> None:
+    from warmysender.sequences.services import release_action
+
+    release_action(action, now=now, error=reason)
+    Enrollment.objects.filter(pk=enrollment.pk).update(
+        status=EnrollmentStatus.PENDING,
+        next_action_at=until or now,
+        wait_reason=reason[:255],
+        updated_at=now,
+    )
+
+
+def _settle_if_not_sendable(
+    action: Action, enrollment: Enrollment, campaign: Campaign, mailbox: Mailbox, now: datetime
+) -> bool:
+    if enrollment.status != EnrollmentStatus.SENDING:
+        # Stopped (reply, unsubscribe, removal) after the reservation: nothing goes out.
+        from warmysender.sequences.services import release_action
+
+        release_action(action, now=now, error=f"enrollment is {enrollment.status}")
+        return True
+    if campaign.status != CampaignStatus.RUNNING:
+        _give_back(action, enrollment, now=now, reason=f"campaign is {campaign.status}")
+        return True
+    if not mailbox.is_usable:
+        _give_back(
+            action,
+            enrollment,
+            now=now + timedelta(hours=1),
+            reason=f"mailbox {mailbox.email} is {mailbox.status}",
+        )
+        return True
+    entry = is_suppressed(enrollment.workspace, enrollment.prospect.email)
+    if entry is not None:
+        from warmysender.sequences.services import release_action
+
+        release_action(action, now=now, error="suppressed")
+        Action.objects.filter(pk=action.pk).update(
+            state=ActionState.FAILED,
+            error=f"suppressed ({entry.kind} {entry.value})",
+            finished_at=now,
+        )
+        set_enrollment_status(
+            enrollment,
+            EnrollmentStatus.UNSUBSCRIBED,
+            actor=SENDER,
+            now=now,
+            reason=f"on the suppression list ({entry.kind} {entry.value})",
+            next_action_at=None,
+            wait_reason="",
+        )
+        return True
+    return False
+
+
+def _park_for_template_fix(
+    action: Action, enrollment: Enrollment, campaign: Campaign, problem: str, now: datetime
+) -> None:
+    from warmysender.sequences.services import release_action
+
+    release_action(action, now=now, error=problem)
+    set_enrollment_status(
+        enrollment,
+        EnrollmentStatus.PENDING_TEMPLATE_FIX,
+        actor=SENDER,
+        now=now,
+        reason=problem,
+        wait_reason=f"template needs a fix: {problem}"[:255],
+    )
+    log_event(
+        campaign,
+        "template_error",
+        problem,
+        now=now,
+        reason="pending_template_fix",
+        data={"enrollmentId": str(enrollment.pk)},
+    )
+
+
+def _variant(action: Action, enrollment: Enrollment) -> Variant:
+    if action.variant is not None:
+        return action.variant
+    chosen = enrollment.variants.get(str(action.step.step_index))
+    qs = Variant.objects.filter(step=action.step)
+    return (qs.filter(pk=chosen).first() if chosen else None) or qs.order_by("label").first()  # type: ignore[return-value]
+
+
+def build_message(
+    action: Action, enrollment: Enrollment, campaign: Campaign, mailbox: Mailbox
+) -> EmailMessage:
+    variant = _variant(action, enrollment)
+    sender = rendering.Sender(
+        email=mailbox.email,
+        name=mailbox.from_name,
+        signature=mailbox.signature,
+        signature_is_html=mailbox.signature_is_html,
+    )
+    context = rendering.prospect_context(enrollment.prospect, sender)
+    # The same action always renders the same spintax choices, even if it is prepared twice.
+    rendered = rendering.render_email(
+        subject=variant.subject,
+        body_html=variant.body_html,
+        context=context,
+        rng=random.Random(str(action.pk)),
+    )
+    threaded = action.step.same_thread and bool(enrollment.last_message_id)
+    subject = rendered.subject
+    # A follow-up without a subject of its own replies in the thread: "Re: <first subject>".
+    if threaded and not subject:
+        base = enrollment.thread_subject or subject
+        subject = base if base.lower().startswith("re:") else f"Re: {base}"
+    link = unsubscribe_url(enrollment)
+    message = EmailMessage()
+    message["From"] = (
+        formataddr((mailbox.from_name, mailbox.email)) if mailbox.from_name else mailbox.email
+    )
+    message["To"] = enrollment.prospect.email
+    message["Subject"] = subject
+    message["Date"] = format_datetime(action.reserved_at or action.created_at)
+    domain = mailbox.email.rsplit("@", 1)[-1]
+    message["Message-ID"] = action.message_id or make_msgid(domain=domain)
+    if threaded:
+        message["In-Reply-To"] = enrollment.last_message_id
+        message["References"] = enrollment.last_message_id
+    message["List-Unsubscribe"] = f"<{link}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # Ties what a server received back to the action row (reply matching, the fault oracle).
+    message["X-WarmySender-Action"] = str(action.pk)
+    text = f"{rendered.text}\n\n--\nUnsubscribe: {link}\n"
+    html = (
+        f'{rendered.html}<p style="font-size:12px;color:#888"><a href="{link}">Unsubscribe</a></p>'
+    )
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def mark_sending(prepared: Prepared, now: datetime) -> bool:
+    """Commit `sending` right before the SMTP transaction. False when the action is no longer
+    reserved (the watchdog or a person took it back meanwhile)."""
+    message = prepared.message
+    updated = Action.objects.filter(pk=prepared.action.pk, state=ActionState.RESERVED).update(
+        state=ActionState.SENDING,
+        sending_at=now,
+        message_id=message["Message-ID"],
+        subject=str(message["Subject"]),
+    )
+    return updated == 1
+
+
+def record_outcome(
+    prepared: Prepared, result: SendResult, *, now: datetime, rng: random.Random, started: bool
+) -> None:
+    action, enrollment, campaign = prepared.action, prepared.enrollment, prepared.campaign
+    with transaction.atomic():
+        enrollment = (
+            Enrollment.objects.select_for_update()
+            .select_related("workspace", "prospect")
+            .get(pk=enrollment.pk)
+        )
+        mailbox = Mailbox.objects.get(pk=action.mailbox_id)
+        if result.outcome == "sent":
+            Action.objects.filter(pk=action.pk).update(
+                state=ActionState.SENT, finished_at=now, smtp_code=result.code or 250
+            )
+            _throttle_success(mailbox, now)
+            advance_after_send(
+                enrollment,
+                action,
+                now=now,
+                rng=rng,
+                message_id=prepared.message["Message-ID"],
+                subject=str(prepared.message["Subject"]),
+            )
+            return
+        if result.outcome == "unknown":
+            Action.objects.filter(pk=action.pk).update(
+                state=ActionState.UNKNOWN, finished_at=now, error=result.message[:2000]
+            )
+            set_enrollment_status(
+                enrollment,
+                EnrollmentStatus.NEEDS_REVIEW,
+                actor=SENDER,
+                now=now,
+                reason=result.message,
+                wait_reason="the server may have accepted the last email; mark it as sent or send it again",
+                next_action_at=None,
+            )
+            log_event(
+                campaign,
+                "error",
+                f"Outcome unknown for {enrollment.prospect.email}: {result.message}",
+                now=now,
+                reason="unknown_outcome",
+            )
+            return
+        if result.outcome == "rejected":
+            Action.objects.filter(pk=action.pk).update(
+                state=ActionState.FAILED,
+                finished_at=now,
+                error=result.message[:2000],
+                smtp_code=result.code,
+            )
+            set_enrollment_status(
+                enrollment,
+                EnrollmentStatus.FAILED,
+                actor=SENDER,
+                now=now,
+                reason=f"refused by the server: {result.message}",
+                failure_reason=f"refused by the server: {result.message}"[:2000],
+                next_action_at=None,
+                wait_reason="",
+            )
+            return
+        # deferred or auth_failed: it never reached the server. Capacity back, try again later.
+        if started:
+            Action.objects.filter(pk=action.pk).update(state=ActionState.RESERVED)
+        throttle = _throttle_backoff(mailbox, now)
+        until = throttle.backoff_until or now + caps.BACKOFF_LADDER[0]
+        from warmysender.sequences.services import release_action
+
+        action.state = ActionState.RESERVED
+        release_action(action, now=now, error=result.message[:2000])
+        if result.outcome == "auth_failed":
+            from warmysender.mailboxes import services as mailbox_services
+
+            mailbox_services.set_status(
+                mailbox, "error", error=result.message, actor=SENDER, now=now
+            )
+            until = now + engine.RETRY_WITHOUT_MAILBOX
+            reason = f"mailbox {mailbox.email} could not log in: {result.message}"
+        else:
+            reason = f"temporary refusal ({result.message}); retry at {until:%H:%M} UTC"
+        Enrollment.objects.filter(pk=enrollment.pk).update(
+            status=EnrollmentStatus.PENDING,
+            next_action_at=until,
+            wait_reason=reason[:255],
+            updated_at=now,
+        )
+
+
+def advance_after_send(
+    enrollment: Enrollment,
+    action: Action,
+    *,
+    now: datetime,
+    rng: random.Random,
+    message_id: str = "",
+    subject: str = "",
+) -> None:
+    """The step went out: remember the thread, move to the next step (its delay plus jitter,
+    clamped into the window) or finish."""
+    campaign = Campaign.objects.get(pk=enrollment.campaign_id)
+    message_id = message_id or action.message_id
+    subject = subject or action.subject
+    steps = {s.step_index: s for s in campaign.steps.all()}
+    later = sorted(i for i in steps if i > action.step.step_index)
+    enrollment.last_message_id = message_id
+    if not enrollment.thread_subject:
+        enrollment.thread_subject = subject
+    enrollment.last_sent_at = now
+    enrollment.recovery_count = 0
+    data = {
+        "campaignId": str(campaign.id),
+        "prospectId": str(enrollment.prospect_id),
+        "stepIndex": action.step.step_index,
+        "messageId": message_id,
+        "mailboxId": str(action.mailbox_id) if action.mailbox_id else None,
+    }
+    emit_event(
+        workspace=enrollment.workspace,
+        type="email.sent",
+        data=data,
+        now=now,
+        dedup_key=f"email.sent:{action.pk}",
+    )
+    record_audit(
+        workspace=enrollment.workspace,
+        actor=SENDER,
+        action="action.sent",
+        object_type="action",
+        object_id=str(action.pk),
+        from_state=ActionState.SENDING,
+        to_state=ActionState.SENT,
+        data=data,
+        now=now,
+    )
+    if not later:
+        enrollment.next_step_index = action.step.step_index + 1
+        set_enrollment_status(
+            enrollment,
+            EnrollmentStatus.COMPLETED,
+            actor=SENDER,
+            now=now,
+            reason="sequence finished",
+            next_action_at=None,
+            wait_reason="",
+        )
+        return
+    following = steps[later[0]]
+    when, reason = engine.next_step_at(
+        now,
+        timedelta(days=following.delay_days, hours=following.delay_hours),
+        window_of(campaign),
+        rng,
+        randomize=campaign.randomize_within_window,
+    )
+    enrollment.next_step_index = following.step_index
+    enrollment.next_action_at = when
+    enrollment.wait_reason = reason or f"step {following.step_index} due"
+    enrollment.status = EnrollmentStatus.PENDING
+    enrollment.updated_at = now
+    enrollment.save()
+
+
+def _throttle(mailbox: Mailbox) -> MailboxThrottle:
+    throttle, _ = MailboxThrottle.objects.select_for_update().get_or_create(
+        mailbox=mailbox, defaults={"workspace_id": mailbox.workspace_id}
+    )
+    return throttle
+
+
+def _backoff_of(t: MailboxThrottle) -> caps.Backoff:
+    return caps.Backoff(
+        t.backoff_level, t.backoff_until, t.backoff_successes, t.backoff_window_started_at
+    )
+
+
+def _store_backoff(t: MailboxThrottle, b: caps.Backoff) -> None:
+    t.backoff_level, t.backoff_until = b.level, b.until
+    t.backoff_successes, t.backoff_window_started_at = b.successes, b.window_started_at
+
+
+def _throttle_success(mailbox: Mailbox, now: datetime) -> None:
+    t = _throttle(mailbox)
+    _store_backoff(t, _backoff_of(t).after_success(now))
+    t.last_sent_at = now
+    t.save()
+
+
+def _throttle_backoff(mailbox: Mailbox, now: datetime) -> MailboxThrottle:
+    t = _throttle(mailbox)
+    _store_backoff(t, _backoff_of(t).after_limit_hit(now))
+    t.next_send_at = max(t.next_send_at or now, t.backoff_until or now)
+    t.save()
+    return t
