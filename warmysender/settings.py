@@ -8,6 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from warmysender.lib import embedded_pg
+from warmysender.lib.crypto import keys_from_environment
 from warmysender.lib.env import (
     env_bool,
     env_choice,
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "warmysender.audit",
     "warmysender.prospects",
     "warmysender.mailboxes",
+    "warmysender.sequences",
     "warmysender.api",
     "warmysender.web",
 ]
@@ -165,12 +167,21 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "WarmySender <noreply@localho
 # Product settings
 BILLING_ENABLED = env_choice("WARMYSENDER_BILLING", "off", ("off", "on")) == "on"
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
+# How many emails one mailbox sends to one recipient domain per day (its own midnight).
+RECIPIENT_DOMAIN_DAILY_LIMIT = env_int("RECIPIENT_DOMAIN_DAILY_LIMIT", 50, minimum=1)
 IMPORT_PLACEHOLDER_DOMAIN = env_str("IMPORT_PLACEHOLDER_DOMAIN", "warmysender.com")
 IMPORT_MAX_ROWS = 10_000
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 INVITATION_MAX_AGE_DAYS = 7
 LOGIN_LOCKOUT_FAILURES = 5
 LOGIN_LOCKOUT_MINUTES = 15
+# Mailbox passwords are stored encrypted with these keys (the first encrypts; see lib/crypto.py).
+CREDENTIALS_KEYS = keys_from_environment(HOME)
+# An extra CA bundle trusted for SMTP and IMAP connections (a private CA or a self-signed server
+# certificate); the system's CAs stay trusted too.
+SMTP_CA_FILE = env_str("SMTP_CA_FILE")
+if SMTP_CA_FILE and not Path(SMTP_CA_FILE).is_file():
+    raise ImproperlyConfigured(f"SMTP_CA_FILE: {SMTP_CA_FILE} is not a readable file")
 
 LOGGING = {
     "version": 1,

@@ -129,3 +129,21 @@ def check_workspace_capacity(user: User, now: datetime) -> None:
             limit=limit,
             current=current,
         )
+
+
+def check_mailbox_capacity(workspace: Workspace, now: datetime) -> None:
+    """Connecting one more mailbox (Free: 1; paid plans: unlimited)."""
+    from warmysender.mailboxes.models import Mailbox
+
+    limit = plan_state(workspace, now).plan.max_mailboxes
+    if limit is None:
+        return
+    current = Mailbox.objects.filter(workspace=workspace).count()
+    if current >= limit:
+        raise QuotaExceeded(
+            "mailbox_limit_reached",
+            f"Your plan allows {limit} mailbox{'es' if limit != 1 else ''}; this workspace has "
+            f"{current}. Upgrade the plan or remove a mailbox first.",
+            limit=limit,
+            current=current,
+        )

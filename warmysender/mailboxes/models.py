@@ -73,6 +73,11 @@ class Mailbox(TenantModel):
             models.CheckConstraint(
                 condition=models.Q(email=Lower("email")), name="mailbox_email_lowercase"
             ),
+            # A connected mailbox carries no error; `services.set_status` keeps them together.
+            models.CheckConstraint(
+                condition=~models.Q(status="connected") | models.Q(last_error=""),
+                name="mailbox_connected_has_no_error",
+            ),
             models.CheckConstraint(
                 condition=models.Q(daily_limit__gte=1, daily_limit__lte=HARD_DAILY_CAP),
                 name="mailbox_daily_limit_range",
