@@ -5,3 +5,14 @@ class SequencesConfig(AppConfig):
     name = "warmysender.sequences"
     label = "sequences"
     verbose_name = "Campaigns and sequences"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from warmysender.mailboxes import services as mailbox_services
+        from warmysender.sequences import services
+
+        # Deleting a mailbox hands its in-flight prospects back to their campaign pools.
+        def release_enrollments(mailbox, actor, now):  # type: ignore[no-untyped-def]
+            services.before_mailbox_delete(mailbox, now=now)
+
+        mailbox_services.before_mailbox_delete.append(release_enrollments)

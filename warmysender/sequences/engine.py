@@ -181,13 +181,8 @@ def plan_batch(
             continue
         left = quota_left.get(plan.workspace_id)
         if left is not None and left <= 0:
-            decisions.append(
-                Wait(
-                    item.id,
-                    caps.next_local_midnight(now, ZoneInfo("UTC")),
-                    "plan email quota reached",
-                )
-            )
+            midnight = caps.next_local_midnight(now, ZoneInfo("UTC"))
+            decisions.append(_later_in_window(plan, midnight, "plan email quota reached", item.id))
             continue
         chosen, wait = _pick_mailbox(item, plan, mailboxes, now)
         if chosen is None:

@@ -316,8 +316,9 @@ def defer_blocked(state: TickState, now: datetime) -> int:
             continue
         left = state.quota_left.get(plan.workspace_id)
         if left is not None and left <= 0:
+            until = clamp_to_window(caps.next_local_midnight(now, UTC), plan.window)
             by_campaign.append(
-                (cid, caps.next_local_midnight(now, UTC), "plan email quota reached", False)
+                (cid, until or now + timedelta(days=1), "plan email quota reached", False)
             )
             continue
         open_campaigns.append(cid)

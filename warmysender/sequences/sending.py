@@ -12,6 +12,7 @@ SMTP conversation per mailbox exists at any time, on any machine.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import random
 from collections.abc import Callable
@@ -43,6 +44,9 @@ from warmysender.sequences.services import log_event, set_enrollment_status, win
 
 log = logging.getLogger(__name__)
 SENDER = Actor.system("sender")
+# RFC 5322 allows 998 characters a line; the default 78 would encode long headers such as
+# List-Unsubscribe into MIME words that mail clients do not read as a URL.
+MESSAGE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 MAILBOX_LOCK_SPACE = 0x5753  # "WS": first key of the (space, mailbox) advisory lock
 
 
@@ -171,7 +175,7 @@ def prepare_next(mailbox: Mailbox, now: datetime) -> Prepared | None:
     while True:
         with transaction.atomic():
             action = (
-                Action.objects.select_for_update(skip_locked=True)
+                Action.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(mailbox=mailbox, state=ActionState.RESERVED)
                 .order_by("reserved_at", "id")
                 .select_related("step", "variant", "campaign", "workspace")
@@ -315,7 +319,7 @@ def build_message(
         base = enrollment.thread_subject or subject
         subject = base if base.lower().startswith("re:") else f"Re: {base}"
     link = unsubscribe_url(enrollment)
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = (
         formataddr((mailbox.from_name, mailbox.email)) if mailbox.from_name else mailbox.email
     )

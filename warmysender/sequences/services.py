@@ -614,6 +614,7 @@ def _custom_fields_of_enrolled(campaign: Campaign) -> set[str]:
 
 def start_campaign(*, campaign: Campaign, actor: Actor, now: datetime) -> Campaign:
     """draft or paused → running (or scheduled when its start date is ahead)."""
+    campaign = Campaign.objects.select_related("workspace").get(pk=campaign.pk)
     if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.ERRORED):
         raise CampaignError(
             "invalid_status",
@@ -641,6 +642,7 @@ def start_campaign(*, campaign: Campaign, actor: Actor, now: datetime) -> Campai
 
 
 def pause_campaign(*, campaign: Campaign, reason: str, actor: Actor, now: datetime) -> Campaign:
+    campaign = Campaign.objects.get(pk=campaign.pk)
     if campaign.status not in (
         CampaignStatus.RUNNING,
         CampaignStatus.SCHEDULED,
@@ -768,7 +770,9 @@ def enroll(
         from warmysender.prospects.services import suppressed_among
 
         blocked = suppressed_among(workspace, [p.email for p in prospects.values()])
-        first_due = clamp_to_window(now, window_of(campaign)) or now
+        window = window_of(campaign)
+        first_due = clamp_to_window(now, window) or now
+        first_reason = describe_next(window, first_due) if first_due != now else ""
         for pid, prospect in prospects.items():
             if pid in existing and existing[pid] != EnrollmentStatus.UNENROLLED:
                 skipped[prospect.email] = "already enrolled"
@@ -784,7 +788,7 @@ def enroll(
                     status=EnrollmentStatus.PENDING,
                     next_step_index=1,
                     next_action_at=first_due,
-                    wait_reason="",
+                    wait_reason=first_reason,
                     updated_at=now,
                     finished_at=None,
                 )
@@ -796,6 +800,7 @@ def enroll(
                     campaign=campaign,
                     prospect=prospect,
                     next_action_at=first_due,
+                    wait_reason=first_reason,
                     enrolled_at=now,
                     updated_at=now,
                 )

@@ -42,7 +42,7 @@ def recover_stuck_actions(now: datetime) -> WatchdogReport:
     for action_id in list(stuck_reserved.values_list("id", flat=True)[:1000]):
         with transaction.atomic():
             action = (
-                Action.objects.select_for_update(skip_locked=True)
+                Action.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(pk=action_id, state=ActionState.RESERVED)
                 .select_related("campaign", "step")
                 .first()
@@ -102,7 +102,7 @@ def recover_stuck_actions(now: datetime) -> WatchdogReport:
     for action_id in list(stuck_sending.values_list("id", flat=True)[:1000]):
         with transaction.atomic():
             action = (
-                Action.objects.select_for_update(skip_locked=True)
+                Action.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(pk=action_id, state=ActionState.SENDING)
                 .select_related("campaign")
                 .first()
