@@ -1,0 +1,1 @@
+"""Email rendering (merge tags, spintax, HTML); sending and tracking will live here too."""
