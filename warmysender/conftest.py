@@ -10,6 +10,11 @@ from django.test import Client
 
 from warmysender.accounts import services as account_services
 from warmysender.accounts.models import Membership, Role, User, Workspace
+from warmysender.testing.smtp_fixtures import (  # noqa: F401  (fixtures for every app's tests)
+    smtp_server,
+    smtp_server_factory,
+    smtp_tls_files,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PASSWORD = "correct-horse-battery"

@@ -58,6 +58,8 @@ class SendResult:
 class Transport(Protocol):
     def send(self, message: email.message.EmailMessage, *, now: datetime) -> SendResult: ...
 
+    def connect(self) -> SendResult | None: ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Transport: ...
@@ -137,13 +139,17 @@ def connect_smtp(
     """An SMTP session that is connected, encrypted as configured and logged in (when a
     password is given). Raises SmtpConnectError; never leaves a socket open behind it."""
     context = client_tls_context()
-    smtp: smtplib.SMTP
-    if security == Security.SSL:
-        smtp = smtplib.SMTP_SSL(timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(timeout=timeout)
+    smtp: smtplib.SMTP | None = None
     try:
-        smtp.connect(host, port)
+        # The host is given to the constructor so TLS checks the certificate against it.
+        # local_hostname is replaced right after connecting (see address_literal); passing one
+        # keeps smtplib from calling socket.getfqdn().
+        if security == Security.SSL:
+            smtp = smtplib.SMTP_SSL(
+                host, port, local_hostname="localhost", timeout=timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(host, port, local_hostname="localhost", timeout=timeout)
         if smtp.sock is not None:
             smtp.local_hostname = address_literal(smtp.sock)
         smtp.ehlo()
@@ -151,7 +157,7 @@ def connect_smtp(
             smtp.starttls(context=context)
             smtp.ehlo()
         if password:
-            smtp.login(username, password)
+            login(smtp, username, password)
         return smtp
     except smtplib.SMTPAuthenticationError as exc:
         _quietly_close(smtp)
@@ -170,6 +176,23 @@ def connect_smtp(
         raise SmtpConnectError("deferred", describe_error(exc)) from exc
 
 
+def login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH with one mechanism, PLAIN when offered, else LOGIN. (`smtplib.SMTP.login` tries
+    every mechanism in turn: one wrong password would count as two or three failures toward the
+    provider's lock-out.)"""
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    for mechanism in ("PLAIN", "LOGIN"):
+        if mechanism in offered:
+            smtp.user, smtp.password = username, password
+            smtp.auth(mechanism, getattr(smtp, f"auth_{mechanism.lower()}"))
+            return
+    raise smtplib.SMTPException(
+        f"No supported authentication method: the server offers {' '.join(offered)}."
+    )
+
+
 def describe_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, socket.timeout | TimeoutError) and "timed out" not in text:
@@ -181,7 +204,9 @@ def _smtp_error(exc: smtplib.SMTPResponseException) -> str:
     return f"{exc.smtp_code} {reply_text(exc.smtp_error)}"
 
 
-def _quietly_close(smtp: smtplib.SMTP) -> None:
+def _quietly_close(smtp: smtplib.SMTP | None) -> None:
+    if smtp is None:
+        return
     try:
         smtp.close()
     except OSError:
@@ -254,6 +279,21 @@ class SmtpTransport:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             _quietly_close(smtp)
+
+    def connect(self) -> SendResult | None:
+        """Open the connection now (greeting, TLS, login) so a caller can record that it is
+        about to hand a message over only once the server is ready for it. None when connected;
+        otherwise the outcome every send would get (deferred or auth_failed)."""
+        if self._failure is not None:
+            return self._failure
+        if self._smtp is not None:
+            return None
+        try:
+            self._smtp = self._connect()
+        except SmtpConnectError as exc:
+            self._failure = SendResult(exc.outcome, exc.code, exc.message)
+            return self._failure
+        return None
 
     def send(self, message: email.message.EmailMessage, *, now: datetime) -> SendResult:
         recipients = recipients_of(message)
@@ -444,6 +484,9 @@ class SandboxTransport:
         self.close()
 
     def close(self) -> None:
+        return None
+
+    def connect(self) -> SendResult | None:
         return None
 
     def send(self, message: email.message.EmailMessage, *, now: datetime) -> SendResult:
