@@ -26,6 +26,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import json
+import logging
 import os
 import signal
 import socket
@@ -42,6 +43,9 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+# aiosmtpd logs every command at INFO; the tests' output is about our code.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 DROP_AFTER_DATA = "drop_after_data"
 HANG_AFTER_DATA = "hang_after_data"
