@@ -1,3 +1,6 @@
+from datetime import datetime
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -12,7 +15,7 @@ class SequencesConfig(AppConfig):
         from warmysender.sequences import services
 
         # Deleting a mailbox hands its in-flight prospects back to their campaign pools.
-        def release_enrollments(mailbox, actor, now):  # type: ignore[no-untyped-def]
+        def release_enrollments(mailbox: Any, actor: Any, now: datetime) -> None:
             services.before_mailbox_delete(mailbox, now=now)
 
         mailbox_services.before_mailbox_delete.append(release_enrollments)

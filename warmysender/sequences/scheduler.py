@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -76,6 +77,7 @@ def run_tick(
     batch_size: int = 2000,
     max_batches: int = 20,
     rng: random.Random | None = None,
+    queue: bool = True,
 ) -> TickReport:
     """One scheduler pass. Send jobs for the mailboxes that got work are queued after commit."""
     rng = rng or random.Random()
@@ -104,7 +106,7 @@ def run_tick(
             apply(decisions, due, state, now, rng, report)
             if len(due) < batch_size:
                 break
-        if report.mailboxes:
+        if report.mailboxes and queue:
             mailbox_ids = sorted(report.mailboxes)
             transaction.on_commit(lambda: _queue_senders(mailbox_ids))
     return report
@@ -539,11 +541,11 @@ def apply(
     report.finished += len(finishes)
 
 
-def bump_counters(cursor: Any, rows: list[tuple[str, str, str, str]], *, sign: int) -> None:
+def bump_counters(cursor: Any, rows: Iterable[Sequence[str]], *, sign: int) -> None:
     """Add (sign=1) or give back (sign=-1) one send on each (workspace, scope, key, day)."""
     totals: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for workspace_id, scope, key, day in rows:
-        totals[(workspace_id, scope, key, day)] += 1
+        totals[(str(workspace_id), scope, key, day)] += 1
     if not totals:
         return
     keys = list(totals)

@@ -367,6 +367,7 @@ def record_outcome(
             .select_related("workspace", "prospect")
             .get(pk=enrollment.pk)
         )
+        assert action.mailbox_id is not None  # reserved actions always name their mailbox
         mailbox = Mailbox.objects.get(pk=action.mailbox_id)
         if result.outcome == "sent":
             Action.objects.filter(pk=action.pk).update(

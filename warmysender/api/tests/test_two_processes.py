@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 from django.apps import apps as django_apps
-from django.db import connection
 from django.utils import timezone
 
 from warmysender.conftest import Tenant
 from warmysender.prospects.models import Prospect
+from warmysender.testing.processes import url_of_test_database
 
 pytestmark = [
     pytest.mark.pg_server,
@@ -39,17 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def url_of_test_database() -> str:
-    """The URL of the database this test runs on (a unix socket or TCP server)."""
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
-    host = s["HOST"] or "127.0.0.1"
-    port = s["PORT"] or 5432
-    if host.startswith("/"):
-        return f"postgresql://{auth}@/{s['NAME']}?host={host}&port={port}"
-    return f"postgresql://{auth}@{host}:{port}/{s['NAME']}"
 
 
 def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
