@@ -23,8 +23,10 @@ from ninja.responses import NinjaJSONEncoder
 from warmysender.accounts.quotas import QuotaExceeded, SubscriptionInactive
 from warmysender.api.errors import ApiError
 from warmysender.api.lists import router as lists_router
+from warmysender.api.mailboxes import router as mailboxes_router
 from warmysender.api.prospects import router as prospects_router
 from warmysender.api.suppressions import router as suppressions_router
+from warmysender.mailboxes.services import MailboxError
 from warmysender.prospects.services import ProspectError
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,12 @@ def _prospect_error(request: HttpRequest, exc: ProspectError) -> HttpResponse:
     return _respond(request, ApiError(code, exc.message, details=[detail]))
 
 
+@api.exception_handler(MailboxError)
+def _mailbox_error(request: HttpRequest, exc: MailboxError) -> HttpResponse:
+    detail = {"field": exc.field, "in": "body", "message": exc.message}
+    return _respond(request, ApiError(exc.code, exc.message, details=[detail]))
+
+
 @api.exception_handler(QuotaExceeded)
 def _quota(request: HttpRequest, exc: QuotaExceeded) -> HttpResponse:
     details = {"quota": exc.code, "limit": exc.limit, "current": exc.current}
@@ -121,7 +129,13 @@ def _validation_details(request: HttpRequest, errors: list[dict[str, Any]]) -> l
         # ninja nests a body under the handler's parameter name; other parameters it may or may
         # not nest, which the walk below sorts out.
         parts = loc[2:] if where == "body" else loc[1:]
-        field = _field_path(parts, _sent(request, where), missing=error.get("type") == "missing")
+        missing = error.get("type") == "missing"
+        if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            # A body whose shape is chosen by one field (e.g. a mailbox's `provider`): the
+            # error is about that field, which pydantic names only in its context.
+            parts = [*parts, str(error.get("ctx", {}).get("discriminator", "")).strip("'")]
+            missing = error["type"] == "union_tag_not_found"
+        field = _field_path(parts, _sent(request, where), missing=missing)
         message = _message(error, field)
         messages = merged.setdefault((where, field), [])
         if message not in messages:
@@ -164,7 +178,7 @@ def _message(error: dict[str, Any], field: str | None) -> str:
     kind = error.get("type")
     if kind == "extra_forbidden":
         return f"Unknown field {field!r}."
-    if kind == "missing":
+    if kind in ("missing", "union_tag_not_found"):
         return "This field is required."
     return str(error.get("msg", "invalid"))
 
@@ -221,3 +235,4 @@ def _internal(request: HttpRequest, exc: Exception) -> HttpResponse:
 api.add_router("/prospects", prospects_router)
 api.add_router("/lists", lists_router)
 api.add_router("/suppressions", suppressions_router)
+api.add_router("/mailboxes", mailboxes_router)

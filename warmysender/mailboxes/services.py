@@ -46,17 +46,18 @@ from warmysender.mailboxes.presets import (
 
 # The rules below are also the API's JSON Schema (api/mailbox_schemas.py), so both agree.
 HOST_MAX = 253
-HOST_PATTERN = (
-    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+HOST_CORE = (
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-# No control characters: these end up in headers (From name) and protocol commands (usernames).
-NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# What is stripped around a host name: exactly what the schema's pattern allows there.
+HOST_SPACE = " \t\n\r"
 FROM_NAME_MAX = 100
 USERNAME_MAX = 254
 PASSWORD_MAX = 1000
 SIGNATURE_MAX = 10_000
 DEFAULT_DAILY_LIMIT = 30
-_HOST_RE = re.compile(HOST_PATTERN)
+_HOST_RE = re.compile(HOST_CORE)
+# No control characters where values end up in headers (From name) or protocol commands.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # API name → model field, per kind of value.
@@ -82,6 +83,7 @@ CONNECTION_FIELDS = frozenset(
         "imapUsername",
     }
 )
+IMAP_SETTINGS = frozenset({"imapPort", "imapSecurity", "imapUsername", "imapPassword"})
 UPDATABLE_FIELDS = frozenset(
     {*TEXT_FIELDS, *BOOL_FIELDS, *CONNECTION_FIELDS, "dailyLimit", "timezone"}
 )
@@ -125,9 +127,10 @@ def _text(name: str, value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise MailboxError(f"{name} must be a string.", field=name)
-    value = value.strip()
+    # Checked before stripping: a trailing line break is a control character too.
     if "\x00" in value or (not control_ok and _CONTROL_RE.search(value)):
         raise MailboxError(f"{name} must not contain control characters.", field=name)
+    value = value.strip()
     if len(value) > max_length:
         raise MailboxError(f"{name} has at most {max_length} characters.", field=name)
     return value
@@ -138,12 +141,12 @@ def _host(name: str, value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise MailboxError(f"{name} must be a string.", field=name)
-    host = value.strip().lower()
+    host = value.strip(HOST_SPACE).lower()
     if not host:
         return ""
     if len(host) > HOST_MAX or not _HOST_RE.fullmatch(host):
         raise MailboxError(
-            f"{value.strip()!r} is not a host name (like smtp.example.com) or IPv4 address.",
+            f"{host!r} is not a host name (like smtp.example.com) or IPv4 address.",
             field=name,
         )
     return host
@@ -278,6 +281,9 @@ def _connection_fields(
     fields["smtp_username"] = smtp_username
 
     imap_host = _host("imapHost", data["imapHost"]) if "imapHost" in data else preset.imap_host
+    if not imap_host and IMAP_SETTINGS & set(data):
+        # IMAP settings without a host: the usual custom setup, one server for both.
+        imap_host = smtp_host
     if imap_host:
         imap_security = (
             _security("imapSecurity", data["imapSecurity"])
@@ -294,10 +300,6 @@ def _connection_fields(
                 else smtp_username
             ),
         )
-    else:
-        for name in ("imapPort", "imapSecurity", "imapUsername"):
-            if name in data:
-                raise MailboxError(f"{name} needs an imapHost.", field=name)
 
     smtp_password = (
         _password("smtpPassword", data["smtpPassword"]) if "smtpPassword" in data else ""
@@ -512,19 +514,18 @@ def _changed_connection_fields(mailbox: Mailbox, data: Mapping[str, Any]) -> dic
             fields[f"{protocol}_username"] = _text(
                 f"{protocol}Username", data[f"{protocol}Username"]
             )
-    if "imapHost" in data:
-        host = _host("imapHost", data["imapHost"])
-        fields["imap_host"] = host
-        if not host:
-            # No IMAP server any more (sending only; replies are not detected).
-            fields["imap_port"] = None
-        elif not mailbox.imap_host:
-            security = fields.setdefault("imap_security", mailbox.imap_security)
-            fields.setdefault("imap_port", default_port("imap", security))
-            fields.setdefault("imap_username", mailbox.smtp_username)
-    elif not mailbox.imap_host and ({"imapPort", "imapSecurity", "imapUsername"} & set(data)):
-        name = sorted({"imapPort", "imapSecurity", "imapUsername"} & set(data))[0]
-        raise MailboxError(f"{name} needs an imapHost.", field=name)
+    imap_host = _host("imapHost", data["imapHost"]) if "imapHost" in data else None
+    if imap_host == "":
+        # No IMAP server any more (sending only; replies are not detected).
+        fields.update(imap_host="", imap_port=None)
+    elif not mailbox.imap_host and (imap_host or IMAP_SETTINGS & set(data)):
+        # IMAP is being added; without a host given, at the SMTP server's host.
+        fields["imap_host"] = imap_host or fields.get("smtp_host", mailbox.smtp_host)
+        security = fields.setdefault("imap_security", mailbox.imap_security)
+        fields.setdefault("imap_port", default_port("imap", security))
+        fields.setdefault("imap_username", fields.get("smtp_username", mailbox.smtp_username))
+    elif imap_host:
+        fields["imap_host"] = imap_host
     return fields
 
 

@@ -92,6 +92,18 @@ def test_a_custom_mailbox_may_have_no_imap_and_no_password(tenant: Tenant) -> No
     assert mailbox.credentials == ""
 
 
+def test_imap_settings_without_a_host_use_the_smtp_host(tenant: Tenant) -> None:
+    mailbox = make_mailbox(
+        tenant, provider="custom", smtpHost="mail.example.net", imapSecurity="starttls"
+    )
+    assert (mailbox.imap_host, mailbox.imap_port, mailbox.imap_security) == (
+        "mail.example.net",
+        143,
+        "starttls",
+    )
+    assert mailbox.imap_username == SENDER
+
+
 def test_a_sandbox_mailbox_is_connected_with_no_servers(tenant: Tenant) -> None:
     mailbox = make_mailbox(tenant, email="try@example.com", provider="sandbox", fromName="Try Me")
 
@@ -130,11 +142,6 @@ def test_creating_writes_an_audit_row_and_an_event(tenant: Tenant) -> None:
             {"provider": "custom", "smtpHost": "h.example.com", "smtpSecurity": "tls"},
             "smtpSecurity",
             "one of",
-        ),
-        (
-            {"provider": "custom", "smtpHost": "h.example.com", "imapPort": 993},
-            "imapPort",
-            "needs an imapHost",
         ),
         ({"provider": "sandbox", "smtpHost": "h.example.com"}, "smtpHost", "no server settings"),
         ({"provider": "sandbox", "dailyLimit": 0}, "dailyLimit", "between 1 and 500"),
