@@ -21,6 +21,7 @@ from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
 from warmysender.accounts.quotas import QuotaExceeded, SubscriptionInactive
+from warmysender.api.campaigns import router as campaigns_router
 from warmysender.api.errors import ApiError
 from warmysender.api.lists import router as lists_router
 from warmysender.api.mailboxes import router as mailboxes_router
@@ -28,6 +29,7 @@ from warmysender.api.prospects import router as prospects_router
 from warmysender.api.suppressions import router as suppressions_router
 from warmysender.mailboxes.services import MailboxError
 from warmysender.prospects.services import ProspectError
+from warmysender.sequences.services import CampaignError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,17 @@ def _prospect_error(request: HttpRequest, exc: ProspectError) -> HttpResponse:
         # e.g. "suppressed": the input is well-formed but refused for a stated reason.
         detail["reason"] = exc.code
     return _respond(request, ApiError(code, exc.message, details=[detail]))
+
+
+@api.exception_handler(CampaignError)
+def _campaign_error(request: HttpRequest, exc: CampaignError) -> HttpResponse:
+    details = exc.details
+    if exc.code == "validation_error" and not isinstance(details, list):
+        detail: dict[str, Any] = {"field": exc.field, "in": "body", "message": exc.message}
+        # e.g. the custom fields a template needs ("missing") and those the prospects have.
+        detail.update(details or {})
+        details = [detail]
+    return _respond(request, ApiError(exc.code, exc.message, details=details))
 
 
 @api.exception_handler(MailboxError)
@@ -236,3 +249,4 @@ api.add_router("/prospects", prospects_router)
 api.add_router("/lists", lists_router)
 api.add_router("/suppressions", suppressions_router)
 api.add_router("/mailboxes", mailboxes_router)
+api.add_router("/campaigns", campaigns_router)

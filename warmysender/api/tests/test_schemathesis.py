@@ -13,6 +13,7 @@ from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from warmysender.accounts.models import ApiScope
 from warmysender.conftest import Tenant
@@ -21,6 +22,13 @@ from warmysender.conftest import Tenant
 # (schemathesis's lazy `from_fixture` loader does not run under this pytest version.)
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
 
+
+# Operations whose bodies have rules JSON Schema cannot state, so a schema-valid body may still be
+# a 400: creating a campaign names mailboxes that must exist here and be able to send, and its
+# fields have rules across each other (stepIndex unique, window start before end, endDate after
+# startDate). Each field's own rules are still checked both ways: PATCH /campaigns/{id} shares
+# the field types and answers a random id with 404 before any rule across fields runs.
+SEMANTIC_RULES = {"POST /api/v1/campaigns"}
 
 # The key of the current test's workspace, for the auth provider below.
 _current_key: dict[str, str] = {}
@@ -69,4 +77,5 @@ def in_process_requests(db: None, settings: Any) -> Iterator[None]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+    excluded = [positive_data_acceptance] if case.operation.label in SEMANTIC_RULES else []
+    case.call_and_validate(excluded_checks=excluded)
