@@ -83,9 +83,9 @@ def open_transport(mailbox: Mailbox, *, timeout: float = 30.0) -> Transport:
         password = mailbox_passwords(mailbox).get("smtp_password", "")
     except UnreadableSecret as exc:
         # Not the server's refusal, but the same remedy: the user enters the password again.
-        transport = SmtpTransport(mailbox, password="", timeout=timeout)
-        transport._failure = SendResult("auth_failed", None, str(exc))
-        return transport
+        return SmtpTransport(
+            mailbox, password="", timeout=timeout, failure=SendResult("auth_failed", None, str(exc))
+        )
     return SmtpTransport(mailbox, password=password, timeout=timeout)
 
 
@@ -235,12 +235,20 @@ class SmtpTransport:
     a finished transaction (idle timeout, 421) is reopened on the next send.
     """
 
-    def __init__(self, mailbox: Mailbox, *, password: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        *,
+        password: str,
+        timeout: float = 30.0,
+        failure: SendResult | None = None,
+    ) -> None:
         self.mailbox = mailbox
         self.password = password
         self.timeout = timeout
         self._smtp: smtplib.SMTP | None = None
-        self._failure: SendResult | None = None
+        # Set once connecting or logging in failed (or could not be tried): every send answers it.
+        self._failure = failure
 
     def __enter__(self) -> SmtpTransport:
         return self

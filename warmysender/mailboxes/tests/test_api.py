@@ -12,7 +12,6 @@ from warmysender.accounts.models import Plan, Subscription, SubscriptionStatus
 from warmysender.api.tests.conftest import block_subscription, error_code, send
 from warmysender.audit.models import AuditEntry
 from warmysender.conftest import Tenant, api_client
-from warmysender.mailboxes import services
 from warmysender.mailboxes.models import Mailbox
 from warmysender.mailboxes.tests.conftest import PASSWORD, SENDER, make_mailbox, smtp_mailbox
 from warmysender.testing.smtp import SmtpServer
@@ -459,6 +458,8 @@ def test_the_openapi_document_declares_every_mailbox_operation(client: Client) -
     )
 
 
-def test_unused_helper_services_are_reachable() -> None:
-    # The API relies on this to render hasPassword without ever raising.
-    assert services.mailbox_passwords_or_empty(Mailbox(credentials="garbage")) == {}
+def test_unreadable_credentials_render_as_no_password(client: Client, tenant: Tenant) -> None:
+    mailbox = make_mailbox(tenant, provider="gmail", smtpPassword="pw")
+    Mailbox.objects.filter(pk=mailbox.pk).update(credentials="garbage")
+    data = send(client, "GET", f"{URL}/{mailbox.pk}").json()["data"]
+    assert (data["hasPassword"], data["hasImapPassword"]) == (False, False)
