@@ -5,9 +5,23 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Any
+
+import psycopg
+from django.db import connection
 
 
 @cache
 def load(package: str, name: str) -> str:
     """The text of `<package>/sql/<name>.sql`."""
     return (resources.files(package) / "sql" / f"{name}.sql").read_text()
+
+
+def hot_cursor() -> psycopg.Cursor[Any]:
+    """A cursor with server-side parameter binding on Django's connection (in its transaction).
+
+    Django binds parameters on the client, quoting every element of an array in Python; the hot
+    path sends arrays of thousands of ids, where that quoting alone costs more than the query.
+    """
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)

@@ -6,11 +6,12 @@ tables and the same scheduler.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from warmysender.accounts.models import TenantModel, User
+from warmysender.accounts.models import TenantModel, User, Workspace
 
 
 class CampaignType(models.TextChoices):
@@ -197,8 +198,15 @@ ACTIVE_ENROLLMENT = (
 
 
 class Enrollment(TenantModel):
+    # Hot table: every index costs on each tick's update, so the foreign keys that composite
+    # indexes already lead with get no index of their own.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="enrollments", db_index=False
+    )
     prospect = models.ForeignKey(
         "prospects.Prospect", on_delete=models.CASCADE, related_name="enrollments"
     )
@@ -257,12 +265,25 @@ class ActionState(models.TextChoices):
 class Action(TenantModel):
     """One outbound action: at most one per (enrollment, step), ever."""
 
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="actions")
+    # Covered by the (enrollment, step) and (campaign, state) indexes below.
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.CASCADE, related_name="actions", db_index=False
+    )
     step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="actions")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="actions")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="actions", db_index=False
+    )
     variant = models.ForeignKey(
-        Variant, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions"
+        Variant,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="actions",
+        db_index=False,
     )
     mailbox = models.ForeignKey(
         "mailboxes.Mailbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -303,17 +324,23 @@ class Action(TenantModel):
                 name="action_in_flight",
             ),
             models.Index(fields=["campaign", "state"], name="action_by_campaign"),
-            models.Index(fields=["message_id"], name="action_message_id"),
+            models.Index(
+                fields=["message_id"], condition=~models.Q(message_id=""), name="action_message_id"
+            ),
         ]
 
 
 class SendCounter(TenantModel):
-    """Sends counted against a cap on one day: scope `mailbox` (key mailbox id, day in the
-    mailbox's zone), `campaign` (campaign zone), `campaign_mailbox`, `recipient_domain` (key
-    "<mailbox id>:<domain>"), `workspace_day` and `workspace_month` (UTC, for plan quotas).
-    Reserved and sent actions count; a reservation released before hand-over gives its slot back.
+    """Sends counted against a cap on one day: scope `campaign` (day in the campaign's zone),
+    `campaign_mailbox` (mailbox zone), `workspace_day` and `workspace_month` (UTC, for plan
+    quotas). A mailbox's own count and its per-recipient-domain counts live on its
+    MailboxThrottle row. Reserved and sent actions count; a reservation released before
+    hand-over gives its slot back.
     """
 
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     scope = models.CharField(max_length=24)
     key = models.CharField(max_length=300)
     day = models.DateField()
@@ -329,6 +356,9 @@ class SendCounter(TenantModel):
 class MailboxThrottle(TenantModel):
     """The pacer and the backoff ladder of one mailbox, shared by every campaign (and warmup)."""
 
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     mailbox = models.OneToOneField(
         "mailboxes.Mailbox", on_delete=models.CASCADE, primary_key=True, related_name="throttle"
     )
@@ -340,6 +370,14 @@ class MailboxThrottle(TenantModel):
     backoff_window_started_at = models.DateTimeField(null=True, blank=True)
     # Round-robin cursor: when it last got new work.
     last_assigned_at = models.DateTimeField(null=True, blank=True)
+    # Today's sends (reserved and sent) in the mailbox's own zone, and per recipient domain:
+    # kept here rather than as counter rows because the tick writes this row anyway.
+    count_day = models.DateField(null=True, blank=True)
+    day_count = models.PositiveIntegerField(default=0)
+    domain_counts = models.JSONField(default=dict, blank=True)
+
+    def sends_on(self, day: date) -> int:
+        return self.day_count if self.count_day == day else 0
 
 
 class CampaignEvent(TenantModel):

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 
 from warmysender.accounts.models import Workspace
 from warmysender.accounts.quotas import plan_state
-from warmysender.lib.sql import load
+from warmysender.lib.sql import hot_cursor, load
 from warmysender.sequences import caps
 from warmysender.sequences.engine import (
     RETRY_WITHOUT_MAILBOX,
@@ -42,6 +42,8 @@ from warmysender.sequences.engine import (
 from warmysender.sequences.models import Campaign, CampaignStatus, Step, Variant
 from warmysender.sequences.windows import Window, clamp_to_window, describe_next
 
+# Blocks shorter than this are filtered at the claim instead of written to the enrollments.
+DEFER_AFTER = timedelta(minutes=10)
 TICK_LOCK = 0x5753_5449  # "WSTI": the advisory lock key of the scheduler tick
 UTC = ZoneInfo("UTC")
 
@@ -69,6 +71,8 @@ class TickState:
     # Per campaign: the longest "minutes between sends" of the campaigns sharing each mailbox.
     pacer_floor: dict[str, int]
     campaign_meta: dict[str, dict[str, Any]]
+    # (campaign, mailbox) pairs with a maxSendsPerMailboxPerDay of their own.
+    limited_pairs: set[tuple[str, str]] = field(default_factory=set)
 
 
 def run_tick(
@@ -174,7 +178,8 @@ def load_state(now: datetime) -> TickState:
             """
             SELECT cm.campaign_id, cm.mailbox_id, cm.max_sends_per_day,
                    m.email, m.timezone, m.status, m.sending_enabled, m.daily_limit,
-                   t.next_send_at, t.backoff_until, t.last_assigned_at
+                   t.next_send_at, t.backoff_until, t.last_assigned_at,
+                   t.count_day, t.day_count, t.domain_counts
             FROM sequences_campaignmailbox cm
             JOIN mailboxes_mailbox m ON m.id = cm.mailbox_id
             LEFT JOIN sequences_mailboxthrottle t ON t.mailbox_id = m.id
@@ -200,6 +205,9 @@ def load_state(now: datetime) -> TickState:
         next_send,
         backoff,
         _,
+        count_day,
+        day_count,
+        domain_counts,
     ) in pool_rows:
         cid, mid = str(cid), str(mid)
         pool_limits[(cid, mid)] = max_per_day
@@ -213,20 +221,21 @@ def load_state(now: datetime) -> TickState:
         elif not enabled:
             why = f"sending is switched off on {email}"
         ready = max((t for t in (next_send, backoff) if t is not None), default=None)
+        zone = ZoneInfo(tz)
+        today = count_day == caps.local_day(now, zone)
         mailboxes[mid] = MailboxSlot(
             id=mid,
             email=email,
-            zone=ZoneInfo(tz),
+            zone=zone,
             usable=usable,
-            remaining=min(limit, caps.HARD_DAILY_CAP),
+            remaining=min(limit, caps.HARD_DAILY_CAP) - (day_count if today else 0),
             ready_at=ready,
             domain_limit=settings.RECIPIENT_DOMAIN_DAILY_LIMIT,
+            domain_counts=_json_object(domain_counts) if today else {},
             why_unusable=why,
         )
 
     counts = _today_counts(now, campaigns, mailboxes)
-    for mid, slot in mailboxes.items():
-        slot.remaining -= counts.get(("mailbox", mid, caps.local_day(now, slot.zone)), 0)
     for (cid, mid), max_per_day in pool_limits.items():
         slot = mailboxes[mid]
         plan = campaigns[cid]
@@ -239,7 +248,15 @@ def load_state(now: datetime) -> TickState:
         plan.remaining -= counts.get(("campaign", cid, caps.local_day(now, plan.zone)), 0)
 
     quota_left = _quota_left(now, {p.workspace_id for p in campaigns.values()})
-    return TickState(campaigns, mailboxes, quota_left, dict(pacer_floor), meta)
+    limited = {pair for pair, limit in pool_limits.items() if limit is not None}
+    return TickState(campaigns, mailboxes, quota_left, dict(pacer_floor), meta, limited)
+
+
+def _json_object(value: Any) -> dict[str, int]:
+    # Django's cursor hands jsonb over as text.
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value or {})
 
 
 def _today_counts(
@@ -251,7 +268,7 @@ def _today_counts(
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT scope, key, day, count FROM sequences_sendcounter "
-            "WHERE day = ANY(%s::date[]) AND scope IN ('mailbox', 'campaign', 'campaign_mailbox')",
+            "WHERE day = ANY(%s::date[]) AND scope IN ('campaign', 'campaign_mailbox')",
             [sorted(days)],
         )
         return {(scope, key, day): n for scope, key, day, n in cursor.fetchall()}
@@ -347,8 +364,12 @@ def defer_blocked(state: TickState, now: datetime) -> int:
                 )
             )
             by_campaign.append((cid, until, reason, True))
+    # A block of a few minutes (the pacer, a short backoff, a window about to open) is cheaper
+    # to filter at the claim than to write; only long ones are stored with their reason.
+    horizon = now + DEFER_AFTER
+    by_campaign = [entry for entry in by_campaign if entry[1] > horizon]
     deferred = 0
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         if by_campaign:
             cursor.execute(
                 _sql("defer_by_campaign"),
@@ -364,7 +385,7 @@ def defer_blocked(state: TickState, now: datetime) -> int:
         by_mailbox = [
             (mid, *blocker)
             for mid, slot in state.mailboxes.items()
-            if (blocker := _mailbox_blocker(slot, now)) is not None
+            if (blocker := _mailbox_blocker(slot, now)) is not None and blocker[0] > horizon
         ]
         if by_mailbox and open_campaigns:
             cursor.execute(
@@ -389,28 +410,33 @@ def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
     open_campaigns: list[str] = state.campaign_meta.get("__open__", {}).get("ids", [])
     if not open_campaigns:
         return []
-    ready = [
+    ready = {
         mid
         for mid, slot in state.mailboxes.items()
         if _mailbox_blocker(slot, now) is None and not slot.used_this_tick
-    ]
-    ready_set = set(ready)
-    with_ready = [
-        cid
-        for cid in open_campaigns
-        if state.campaigns[cid].remaining > 0
-        and any(e.mailbox_id in ready_set and e.remaining > 0 for e in state.campaigns[cid].pool)
-    ]
+    }
     if not ready:
         return []
-    with connection.cursor() as cursor:
+    with_ready: list[str] = []
+    ready_counts: list[int] = []
+    for cid in open_campaigns:
+        plan = state.campaigns[cid]
+        if plan.remaining <= 0:
+            continue
+        n = sum(1 for e in plan.pool if e.mailbox_id in ready and e.remaining > 0)
+        if n:
+            with_ready.append(cid)
+            ready_counts.append(n)
+    with hot_cursor() as cursor:
         cursor.execute(
             _sql("claim_due"),
             {
                 "now": now,
                 "open_campaigns": open_campaigns,
-                "ready_mailboxes": ready,
+                "ready_mailboxes": sorted(ready),
                 "campaigns_with_ready": with_ready,
+                "ready_counts": ready_counts,
+                "scan_limit": limit * 4,
                 "limit": limit,
             },
         )
@@ -428,18 +454,23 @@ def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
 
 
 def _counters_for(
-    send: Send, plan: CampaignPlan, slot: MailboxSlot, domain: str, now: datetime
+    send: Send, plan: CampaignPlan, slot: MailboxSlot, domain: str, now: datetime, state: TickState
 ) -> list[list[str]]:
+    """The counters one reservation takes a slot from. Per-campaign-mailbox and plan counters
+    are kept only where such a limit exists, so an unlimited setting costs nothing."""
     mday = caps.local_day(now, slot.zone).isoformat()
-    utc_day = now.astimezone(UTC).date()
-    return [
+    counters = [
         ["mailbox", send.mailbox_id, mday],
         ["campaign", send.campaign_id, caps.local_day(now, plan.zone).isoformat()],
-        ["campaign_mailbox", f"{send.campaign_id}:{send.mailbox_id}", mday],
         ["recipient_domain", f"{send.mailbox_id}:{domain}", mday],
-        ["workspace_day", plan.workspace_id, utc_day.isoformat()],
-        ["workspace_month", plan.workspace_id, utc_day.replace(day=1).isoformat()],
     ]
+    if (send.campaign_id, send.mailbox_id) in state.limited_pairs:
+        counters.append(["campaign_mailbox", f"{send.campaign_id}:{send.mailbox_id}", mday])
+    if state.quota_left.get(plan.workspace_id) is not None:
+        utc_day = now.astimezone(UTC).date()
+        counters.append(["workspace_day", plan.workspace_id, utc_day.isoformat()])
+        counters.append(["workspace_month", plan.workspace_id, utc_day.replace(day=1).isoformat()])
+    return counters
 
 
 def apply(
@@ -457,7 +488,7 @@ def apply(
     sends = [d for d in decisions if isinstance(d, Send)]
     waits = [d for d in decisions if isinstance(d, Wait)]
     finishes = [d for d in decisions if isinstance(d, Finish)]
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         if sends:
             counters = {
                 s.enrollment_id: _counters_for(
@@ -466,6 +497,7 @@ def apply(
                     state.mailboxes[s.mailbox_id],
                     domains[s.enrollment_id],
                     now,
+                    state,
                 )
                 for s in sends
             }
@@ -511,7 +543,7 @@ def apply(
                     "step_indexes": [s.step.step_index for s in granted],
                 },
             )
-            _advance_pacers(cursor, granted, state, now, rng)
+            _advance_pacers(cursor, granted, state, now, rng, domains)
             report.reserved += len(granted)
             report.mailboxes.update(s.mailbox_id for s in granted)
             for s in refused:
@@ -541,10 +573,25 @@ def apply(
     report.finished += len(finishes)
 
 
+# Scopes counted on the mailbox's throttle row rather than in SendCounter.
+MAILBOX_SCOPES = ("mailbox", "recipient_domain")
+
+
 def bump_counters(cursor: Any, rows: Iterable[Sequence[str]], *, sign: int) -> None:
-    """Add (sign=1) or give back (sign=-1) one send on each (workspace, scope, key, day)."""
+    """Add (sign=1) or give back (sign=-1) one send on each (workspace, scope, key, day).
+
+    The mailbox and recipient-domain scopes are taken by `_advance_pacers` with the pacer; here
+    they are only given back."""
     totals: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for workspace_id, scope, key, day in rows:
+        if scope in MAILBOX_SCOPES:
+            if sign < 0 and scope == "recipient_domain":
+                mailbox_id, _, domain = key.partition(":")
+                cursor.execute(
+                    _sql("release_mailbox_slot"),
+                    {"mailbox_id": mailbox_id, "domain": domain, "day": day},
+                )
+            continue
         totals[(str(workspace_id), scope, key, day)] += 1
     if not totals:
         return
@@ -573,25 +620,33 @@ def bump_counters(cursor: Any, rows: Iterable[Sequence[str]], *, sign: int) -> N
 
 
 def _advance_pacers(
-    cursor: Any, granted: list[Send], state: TickState, now: datetime, rng: random.Random
+    cursor: Any,
+    granted: list[Send],
+    state: TickState,
+    now: datetime,
+    rng: random.Random,
+    domains: dict[str, str],
 ) -> None:
+    """Take the slot of each granted send on its mailbox: pacer, day count, domain count."""
     if not granted:
         return
-    ids, nexts, workspaces = [], [], []
+    ids, nexts, workspaces, days, send_domains = [], [], [], [], []
     for s in granted:
+        slot = state.mailboxes[s.mailbox_id]
         ids.append(s.mailbox_id)
         nexts.append(now + caps.spacing(state.pacer_floor.get(s.mailbox_id, 0), rng))
         workspaces.append(state.campaigns[s.campaign_id].workspace_id)
-        state.mailboxes[s.mailbox_id].ready_at = nexts[-1]
+        days.append(caps.local_day(now, slot.zone))
+        send_domains.append(domains[s.enrollment_id])
+        slot.ready_at = nexts[-1]
     cursor.execute(
-        """
-        INSERT INTO sequences_mailboxthrottle (mailbox_id, workspace_id, next_send_at,
-                                               last_assigned_at, backoff_level, backoff_successes)
-        SELECT v.mailbox_id, v.workspace_id, v.next_send_at, %(now)s, 0, 0
-        FROM unnest(%(ids)s::uuid[], %(workspaces)s::uuid[], %(nexts)s::timestamptz[])
-             AS v(mailbox_id, workspace_id, next_send_at)
-        ON CONFLICT (mailbox_id) DO UPDATE
-        SET next_send_at = EXCLUDED.next_send_at, last_assigned_at = EXCLUDED.last_assigned_at
-        """,
-        {"now": now, "ids": ids, "workspaces": workspaces, "nexts": nexts},
+        _sql("take_mailbox_slots"),
+        {
+            "now": now,
+            "ids": ids,
+            "workspaces": workspaces,
+            "nexts": nexts,
+            "days": days,
+            "domains": send_domains,
+        },
     )

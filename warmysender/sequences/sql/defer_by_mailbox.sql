@@ -8,4 +8,4 @@ WHERE e.mailbox_id = v.mailbox_id
   AND e.status = 'pending'
   AND e.next_action_at <= %(now)s
   AND v.until > e.next_action_at
-  AND e.campaign_id = ANY(%(open_campaigns)s::uuid[])
+  AND e.campaign_id IN (SELECT unnest(%(open_campaigns)s::uuid[]))

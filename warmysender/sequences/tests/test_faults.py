@@ -32,6 +32,7 @@ from warmysender.sequences.models import (
     Campaign,
     Enrollment,
     EnrollmentStatus,
+    MailboxThrottle,
     SendCounter,
 )
 from warmysender.sequences.services import StepInput
@@ -153,34 +154,24 @@ def check_invariants(
             assert e.wait_reason or e.next_action_at is not None
         elif e.status in (EnrollmentStatus.FAILED, EnrollmentStatus.NEEDS_REVIEW):
             assert e.failure_reason or e.wait_reason
-    for mailbox_id in {
-        str(a.mailbox_id) for a in Action.objects.filter(campaign=campaign) if a.mailbox_id
-    }:
-        counted = sum(
-            SendCounter.objects.filter(scope="mailbox", key=mailbox_id).values_list(
-                "count", flat=True
-            )
-        )
+    for throttle in MailboxThrottle.objects.all():
         # Capacity stays taken by what reached a server (sent, unknown, refused with a code)
         # and by live reservations; everything handed back gave its slot back.
-        holding = (
-            Action.objects.filter(mailbox_id=mailbox_id)
-            .filter(
-                Q(
-                    state__in=[
-                        ActionState.SENT,
-                        ActionState.UNKNOWN,
-                        ActionState.RESERVED,
-                        ActionState.SENDING,
-                    ]
-                )
-                | Q(state=ActionState.FAILED, smtp_code__isnull=False)
+        holding = Action.objects.filter(mailbox_id=throttle.mailbox_id).filter(
+            Q(
+                state__in=[
+                    ActionState.SENT,
+                    ActionState.UNKNOWN,
+                    ActionState.RESERVED,
+                    ActionState.SENDING,
+                ]
             )
-            .count()
+            | Q(state=ActionState.FAILED, smtp_code__isnull=False)
         )
-        assert counted == holding
+        key = ["mailbox", str(throttle.mailbox_id), str(throttle.count_day)]
+        assert throttle.day_count == sum(1 for a in holding if key in a.counters)
         if mailbox_cap is not None:
-            assert counted <= mailbox_cap
+            assert throttle.day_count <= mailbox_cap
 
 
 def in_state(action: Action, state: str) -> Callable[[], bool]:
@@ -262,17 +253,15 @@ def test_f3_a_scheduler_killed_mid_tick_leaves_no_partial_reservation(
 ) -> None:
     mailboxes = [smtp_mailbox(tenant, smtp_server, f"s{i}@acme.com", T0) for i in range(3)]
     campaign = launch(tenant, mailboxes, add_prospects(tenant, 6))
-    # Hold a lock the tick needs after it has inserted its reservations: the pacer row of one
-    # mailbox. The tick then waits inside its transaction, where it is killed.
-    day = T0.date()
-    for m in mailboxes:
-        SendCounter.objects.create(
-            workspace=tenant.workspace, scope="mailbox", key=str(m.pk), day=day, count=0
-        )
+    # Hold a lock the tick needs after it has inserted its reservations: the campaign's count
+    # of the day. The tick then waits inside its transaction, where it is killed.
+    SendCounter.objects.create(
+        workspace=tenant.workspace, scope="campaign", key=str(campaign.pk), day=T0.date(), count=0
+    )
     with psycopg.connect(url_of_test_database()) as blocker:
         blocker.execute(
-            "SELECT 1 FROM sequences_sendcounter WHERE scope = 'mailbox' AND key = %s FOR UPDATE",
-            [str(mailboxes[0].pk)],
+            "SELECT 1 FROM sequences_sendcounter WHERE scope = 'campaign' AND key = %s FOR UPDATE",
+            [str(campaign.pk)],
         )
         ticker = manage(env, "tick", "--now", T0.isoformat(), "--no-queue")
 
@@ -293,6 +282,7 @@ def test_f3_a_scheduler_killed_mid_tick_leaves_no_partial_reservation(
     wait_for(tick_backend_gone, what="the killed tick's session to end")
     assert not Action.objects.exists()
     assert set(SendCounter.objects.values_list("count", flat=True)) == {0}
+    assert not MailboxThrottle.objects.exists()
     assert (
         Enrollment.objects.filter(status=EnrollmentStatus.PENDING, next_action_at=T0).count() == 6
     )
