@@ -211,8 +211,22 @@ def _detail(
             if mailbox.kind == MailboxKind.SANDBOX
             else 0,
             "signature_preview": _sanitized(mailbox.signature) if mailbox.signature_is_html else "",
+            "error_hint": _hint_for_stored_error(mailbox),
         },
         status=status,
+    )
+
+
+def _hint_for_stored_error(mailbox: Mailbox) -> str:
+    """Advice for an error recorded without one (the sending engine stores the server's words
+    only); a connection test's error already carries its hint on its second line."""
+    if mailbox.status != "error" or not mailbox.last_error or "\n" in mailbox.last_error:
+        return ""
+    return connection_test.hint_for(
+        mailbox.last_error,
+        provider=mailbox.provider,
+        port=mailbox.smtp_port,
+        security=mailbox.smtp_security,
     )
 
 

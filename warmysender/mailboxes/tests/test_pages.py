@@ -354,6 +354,22 @@ def test_the_detail_page_shows_settings_to_admins_only(tenant: Tenant) -> None:
         assert "sandbox srcdoc=" in html
 
 
+def test_an_error_the_engine_recorded_is_explained_too(tenant: Tenant) -> None:
+    mailbox = make_mailbox(tenant, provider="gmail", smtpPassword="pw")
+    services.set_status(
+        mailbox,
+        "error",
+        error="535 5.7.8 Username and Password not accepted",
+        actor=SYSTEM,
+        now=NOW,
+    )
+    html = (
+        client_for(tenant.member).get(reverse("mailbox-detail", args=[mailbox.pk])).content.decode()
+    )
+    assert "535 5.7.8" in html
+    assert "myaccount.google.com/apppasswords" in html
+
+
 def test_editing_signature_timezone_and_limit(tenant: Tenant) -> None:
     mailbox = sandbox(tenant)
     response = client_for(tenant.admin).post(
