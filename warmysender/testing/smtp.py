@@ -220,7 +220,8 @@ class SmtpServer:
     def __post_init__(self) -> None:
         if self.require_auth is None:
             self.require_auth = bool(self.users)
-        if self.port == 0:
+        self._auto_port = self.port == 0
+        if self._auto_port:
             self.port = free_port(self.host)
         if self.tls != "none" and self.tls_files is None:
             self.tls_files = make_certificates(Path(tempfile.mkdtemp(prefix="smtp-certs-")))
@@ -262,6 +263,18 @@ class SmtpServer:
     # -- lifecycle --
 
     def start(self) -> SmtpServer:
+        for attempt in range(5):
+            try:
+                self._start_controller()
+                return self
+            except OSError:
+                # Another process took the free port between our look and aiosmtpd's bind.
+                if not self._auto_port or attempt == 4:
+                    raise
+                self.port = free_port(self.host)
+        return self
+
+    def _start_controller(self) -> None:
         kwargs: dict[str, Any] = {
             "hostname": self.host,
             "port": self.port,
@@ -276,9 +289,9 @@ class SmtpServer:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.tls_files.cert_file, self.tls_files.key_file)
             kwargs["ssl_context" if self.tls == "ssl" else "tls_context"] = context
-        self._controller = Controller(_Handler(self), **kwargs)
-        self._controller.start()
-        return self
+        controller = Controller(_Handler(self), **kwargs)
+        controller.start()
+        self._controller = controller
 
     def stop(self) -> None:
         if self._controller is not None:

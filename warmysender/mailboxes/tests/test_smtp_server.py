@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -115,3 +116,20 @@ def test_a_killed_sender_mid_message_leaves_nothing_in_the_log(tmp_path: Path) -
         assert server.messages == []
     assert read_log(log) == []
     assert os.path.exists(log) is False
+
+
+def test_a_port_taken_between_the_look_and_the_bind_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Other test runs share the machine: a free port can be gone a moment later."""
+    from warmysender.testing import smtp
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], smtp.free_port()])
+        monkeypatch.setattr(smtp, "free_port", lambda host="127.0.0.1": next(ports))
+        with SmtpServer() as server:
+            assert server.port != taken.getsockname()[1]
+            with smtplib.SMTP(server.host, server.port, timeout=5) as client:
+                assert client.noop()[0] == 250
