@@ -1062,3 +1062,158 @@ def stop_enrollments_for_prospect(
 
 
 PAUSE_REASONS = set(PauseReason.values)
+
+
+# --- the campaign pages ----------------------------------------------------------------------
+
+
+def save_from_builder(
+    *,
+    workspace: Workspace,
+    campaign: Campaign | None,
+    name: str,
+    steps: Sequence[StepInput],
+    pool: Sequence[tuple[Any, int | None]],
+    settings: Mapping[str, Any],
+    actor: Actor,
+    now: datetime,
+) -> Campaign:
+    """The campaign builder's save: a new draft (mailboxes optional until launch) or a change to
+    a draft or paused campaign, together with each pool mailbox's own daily cap (`pool` is
+    (mailbox id, maxSendsPerMailboxPerDay or None)), in one transaction."""
+    mailbox_ids = [mailbox_id for mailbox_id, _ in pool]
+    with transaction.atomic():
+        if campaign is None:
+            campaign = create_campaign(
+                workspace=workspace,
+                name=name,
+                steps=steps,
+                mailbox_ids=mailbox_ids,
+                settings=settings,
+                actor=actor,
+                now=now,
+                require_mailboxes=False,
+            )
+        else:
+            campaign = update_campaign(
+                campaign=campaign,
+                settings={**settings, "name": name},
+                steps=steps,
+                mailbox_ids=mailbox_ids,
+                actor=actor,
+                now=now,
+            )
+        caps = {str(mailbox_id): cap for mailbox_id, cap in pool}
+        changed: dict[str, Any] = {}
+        for entry in campaign.pool.all():
+            cap = caps.get(str(entry.mailbox_id))
+            if entry.max_sends_per_day != cap:
+                entry.max_sends_per_day = cap
+                entry.save(update_fields=["max_sends_per_day"])
+                changed[str(entry.mailbox_id)] = cap
+        if changed:
+            record_audit(
+                workspace=workspace,
+                actor=actor,
+                action="campaign.mailbox_caps_changed",
+                obj=campaign,
+                data={"maxSendsPerMailboxPerDay": changed},
+                now=now,
+            )
+    return campaign
+
+
+@dataclass(frozen=True)
+class VariantPreview:
+    """One variant rendered for one prospect, or why it could not be."""
+
+    label: str
+    weight: int
+    subject: str  # as it would be sent: a threaded follow-up without one gets "Re: <first>"
+    html: str
+    text: str
+    subject_variations: int
+    body_variations: int
+    problem: str = ""
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    step: Step
+    variants: list[VariantPreview]
+
+
+def preview_sender(campaign: Campaign) -> Mailbox | None:
+    """The mailbox whose name and signature fill the sender merge tags in a preview: the first
+    active one of the pool."""
+    entry = campaign.pool.filter(is_active=True).select_related("mailbox").first()
+    return entry.mailbox if entry is not None else None
+
+
+def preview_campaign(
+    campaign: Campaign, prospect: Prospect, *, mailbox: Mailbox | None, seed: int = 0
+) -> list[StepPreview]:
+    """Every step and variant of `campaign` rendered for `prospect` as `mailbox` would send it
+    (with a fixed spintax choice). Template problems and merge tags without a value are
+    reported per variant with their line and column instead of being raised."""
+    sender = rendering.Sender(
+        email=mailbox.email if mailbox else "",
+        name=mailbox.from_name if mailbox else "",
+        signature=mailbox.signature if mailbox else "",
+        signature_is_html=mailbox.signature_is_html if mailbox else False,
+    )
+    context = rendering.prospect_context(prospect, sender)
+    previews: list[StepPreview] = []
+    thread_subject = ""
+    for step in campaign.steps.prefetch_related("variants").order_by("step_index"):
+        variants: list[VariantPreview] = []
+        for variant in step.variants.all():
+            try:
+                shown = rendering.preview(
+                    subject=variant.subject,
+                    body_html=variant.body_html,
+                    context=context,
+                    seed=seed,
+                )
+            except (rendering.TemplateProblem, rendering.MissingVariable) as problem:
+                variants.append(
+                    VariantPreview(
+                        label=variant.label,
+                        weight=variant.weight,
+                        subject="",
+                        html="",
+                        text="",
+                        subject_variations=rendering.variation_count(variant.subject),
+                        body_variations=rendering.variation_count(variant.body_html),
+                        problem=str(problem),
+                        line=problem.line,
+                        column=problem.column,
+                    )
+                )
+                continue
+            subject = shown.rendered.subject
+            if not subject and step.same_thread and thread_subject:
+                subject = (
+                    thread_subject
+                    if thread_subject.lower().startswith("re:")
+                    else f"Re: {thread_subject}"
+                )
+            variants.append(
+                VariantPreview(
+                    label=variant.label,
+                    weight=variant.weight,
+                    subject=subject,
+                    html=shown.rendered.html,
+                    text=shown.rendered.text,
+                    subject_variations=shown.subject_variations,
+                    body_variations=shown.body_variations,
+                )
+            )
+        # As in sending: the thread keeps the subject of the first email that went out.
+        first = next((v for v in variants if not v.problem), None)
+        if first is not None and not thread_subject:
+            thread_subject = first.subject
+        previews.append(StepPreview(step=step, variants=variants))
+    return previews
