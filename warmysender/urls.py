@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("warmysender.accounts.urls")),
     path("", include("warmysender.prospects.urls")),
+    path("", include("warmysender.sequences.urls")),
     path("", include("warmysender.mailboxes.urls")),
     path("", include("warmysender.email.urls")),
     path("", include("warmysender.web.urls")),
