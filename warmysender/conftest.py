@@ -10,6 +10,7 @@ from django.test import Client
 
 from warmysender.accounts import services as account_services
 from warmysender.accounts.models import Membership, Role, User, Workspace
+from warmysender.testing.imap_fixtures import imap_server  # noqa: F401  (for every app's tests)
 from warmysender.testing.smtp_fixtures import (  # noqa: F401  (fixtures for every app's tests)
     smtp_server,
     smtp_server_factory,

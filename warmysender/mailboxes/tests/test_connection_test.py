@@ -1,5 +1,5 @@
-"""The connection test against real servers on 127.0.0.1: aiosmtpd for SMTP; for IMAP, the
-failure paths a wrong configuration produces (refused port, wrong TLS mode)."""
+"""The connection test against real servers on 127.0.0.1: aiosmtpd for SMTP, Dovecot for IMAP,
+and the failure paths a wrong configuration produces (refused port, wrong TLS mode)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from warmysender.conftest import NOW, Tenant
 from warmysender.mailboxes import connection_test
 from warmysender.mailboxes.models import Mailbox
 from warmysender.mailboxes.tests.conftest import PASSWORD, SENDER, make_mailbox, smtp_mailbox
+from warmysender.testing.imap import DovecotServer
 from warmysender.testing.smtp import SmtpServer, free_port
 
 pytestmark = pytest.mark.django_db
@@ -227,6 +228,100 @@ def test_imap_plain_against_an_ssl_port_times_out_with_advice(
 
     assert report.imap is not None and not report.imap.ok
     assert "timed out" in report.imap.error
+
+
+# --- IMAP against Dovecot ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def dovecot_user(imap_server: DovecotServer, request: pytest.FixtureRequest) -> str:
+    """A login of this test only (the server lives for the whole session)."""
+    login = f"{request.node.name[:40].replace('[', '-').replace(']', '')}@example.com".lower()
+    imap_server.add_user(login, "imap-pass")
+    return login
+
+
+def dovecot_mailbox(
+    tenant: Tenant, smtp: SmtpServer, imap: DovecotServer, login: str, **fields: Any
+) -> Mailbox:
+    data = {
+        "smtpPassword": PASSWORD,
+        "imapHost": imap.host,
+        "imapPort": imap.ssl_port,
+        "imapSecurity": "ssl",
+        "imapUsername": login,
+        "imapPassword": "imap-pass",
+    }
+    return smtp_mailbox(tenant, smtp, **{**data, **fields})
+
+
+def test_imap_over_implicit_tls_logs_in(
+    tenant: Tenant,
+    auth_server: SmtpServer,
+    imap_server: DovecotServer,
+    dovecot_user: str,
+    trusting: None,
+) -> None:
+    report = check(dovecot_mailbox(tenant, auth_server, imap_server, dovecot_user))
+
+    assert report.imap == connection_test.CheckResult("imap", True)
+    assert report.ok
+
+
+def test_imap_over_starttls_logs_in(
+    tenant: Tenant,
+    auth_server: SmtpServer,
+    imap_server: DovecotServer,
+    dovecot_user: str,
+    trusting: None,
+) -> None:
+    mailbox = dovecot_mailbox(
+        tenant,
+        auth_server,
+        imap_server,
+        dovecot_user,
+        imapPort=imap_server.port,
+        imapSecurity="starttls",
+    )
+    assert check(mailbox).ok
+
+
+def test_a_refused_imap_login_gets_the_providers_advice(
+    tenant: Tenant,
+    auth_server: SmtpServer,
+    imap_server: DovecotServer,
+    dovecot_user: str,
+    trusting: None,
+) -> None:
+    mailbox = dovecot_mailbox(tenant, auth_server, imap_server, dovecot_user, imapPassword="wrong")
+    Mailbox.objects.filter(pk=mailbox.pk).update(provider="yahoo")
+    mailbox.refresh_from_db()
+
+    report = check(mailbox)
+
+    assert report.smtp.ok
+    assert report.imap is not None and not report.imap.ok
+    assert "AUTHENTICATIONFAILED" in report.imap.error
+    assert report.imap.hint.startswith("The IMAP server refused the log-in.")
+    assert "login.yahoo.com" in report.imap.hint
+
+
+def test_an_untrusted_imap_certificate_is_explained(
+    tenant: Tenant,
+    auth_server: SmtpServer,
+    imap_server: DovecotServer,
+    dovecot_user: str,
+    trusting: None,
+    settings: Any,
+) -> None:
+    mailbox = dovecot_mailbox(tenant, auth_server, imap_server, dovecot_user)
+    settings.SMTP_CA_FILE = ""  # SMTP fails the same way; IMAP is what this test reads
+
+    report = check(mailbox)
+
+    assert report.imap is not None
+    assert "certificate verify failed" in report.imap.error
+    assert "not trusted" in report.imap.hint
 
 
 def test_sandbox_mailboxes_always_pass(tenant: Tenant) -> None:
