@@ -14,7 +14,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,6 @@ from warmysender.accounts.quotas import plan_state
 from warmysender.lib.sql import hot_cursor, load
 from warmysender.sequences import caps
 from warmysender.sequences.engine import (
-    RETRY_WITHOUT_MAILBOX,
     CampaignPlan,
     Due,
     Finish,
@@ -39,7 +38,6 @@ from warmysender.sequences.engine import (
     is_inside,
     plan_batch,
 )
-from warmysender.sequences.models import Campaign, CampaignStatus, Step, Variant
 from warmysender.sequences.windows import Window, clamp_to_window, describe_next
 
 # Blocks shorter than this are filtered at the claim instead of written to the enrollments.
@@ -49,7 +47,11 @@ UTC = ZoneInfo("UTC")
 
 
 def _sql(name: str) -> str:
-    return load("warmysender.sequences", name)
+    """A named statement; `%(sender_state)s` in it is the shared sender-state query."""
+    text = load("warmysender.sequences", name)
+    if "%(sender_state)s" in text:
+        text = text.replace("%(sender_state)s", load("warmysender.sequences", "sender_state"))
+    return text
 
 
 @dataclass
@@ -65,14 +67,21 @@ class TickReport:
 
 @dataclass
 class TickState:
+    """What the tick knows: every running campaign; and, per claimed batch, only the mailboxes
+    that batch can use — so a tick costs what its batch costs, not what the fleet holds."""
+
     campaigns: dict[str, CampaignPlan]
-    mailboxes: dict[str, MailboxSlot]
+    open_campaigns: list[str]
     quota_left: dict[str, int | None]
-    # Per campaign: the longest "minutes between sends" of the campaigns sharing each mailbox.
-    pacer_floor: dict[str, int]
-    campaign_meta: dict[str, dict[str, Any]]
+    mailboxes: dict[str, MailboxSlot] = field(default_factory=dict)
+    # Per mailbox: the longest "minutes between sends" of the running campaigns sharing it.
+    pacer_floor: dict[str, int] = field(default_factory=dict)
     # (campaign, mailbox) pairs with a maxSendsPerMailboxPerDay of their own.
     limited_pairs: set[tuple[str, str]] = field(default_factory=set)
+    # Whether any running campaign sets "minutes between sends" / any pool entry its own daily
+    # limit: when none does (the usual case) the per-mailbox lookups are skipped.
+    any_pacer_floor: bool = False
+    any_limited_pair: bool = False
 
 
 def run_tick(
@@ -95,7 +104,7 @@ def run_tick(
         from warmysender.sequences import services
 
         services.start_due_scheduled_campaigns(now)
-        state = load_state(now)
+        state = load_campaigns(now)
         if not state.campaigns:
             return report
         report.deferred = defer_blocked(state, now)
@@ -125,131 +134,89 @@ def _queue_senders(mailbox_ids: list[str]) -> None:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_state(now: datetime) -> TickState:
+def load_campaigns(now: datetime) -> TickState:
+    """The running campaigns with their steps, today's sends and which of them may send now."""
     campaigns: dict[str, CampaignPlan] = {}
-    meta: dict[str, dict[str, Any]] = {}
-    rows = Campaign.objects.filter(status=CampaignStatus.RUNNING).values(
-        "id",
-        "workspace_id",
-        "timezone",
-        "schedule_days",
-        "window_start_hour",
-        "window_end_hour",
-        "daily_send_limit",
-        "randomize_within_window",
-        "min_minutes_between_sends",
-    )
-    for row in rows:
-        cid = str(row["id"])
-        zone = ZoneInfo(row["timezone"])
-        window = Window(
-            zone, frozenset(row["schedule_days"]), row["window_start_hour"], row["window_end_hour"]
-        )
-        campaigns[cid] = CampaignPlan(
-            id=cid,
-            window=window,
-            remaining=row["daily_send_limit"],
-            zone=zone,
-            randomize=row["randomize_within_window"],
-            steps={},
-            pool=[],
-            workspace_id=str(row["workspace_id"]),
-        )
-        meta[cid] = row
-    if not campaigns:
-        return TickState({}, {}, {}, {}, {})
-    ids = list(campaigns)
-    variants: dict[int, list[VariantChoice]] = defaultdict(list)
-    for v in Variant.objects.filter(step__campaign_id__in=ids).values("id", "step_id", "weight"):
-        variants[v["step_id"]].append(VariantChoice(v["id"], v["weight"]))
-    for s in Step.objects.filter(campaign_id__in=ids).values(
-        "id", "campaign_id", "step_index", "delay_days", "delay_hours", "winner_variant_id"
-    ):
-        campaigns[str(s["campaign_id"])].steps[s["step_index"]] = StepPlan(
-            id=s["id"],
-            step_index=s["step_index"],
-            delay=timedelta(days=s["delay_days"], hours=s["delay_hours"]),
-            variants=tuple(variants[s["id"]]),
-            winner_variant_id=s["winner_variant_id"],
-        )
-
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             """
-            SELECT cm.campaign_id, cm.mailbox_id, cm.max_sends_per_day,
-                   m.email, m.timezone, m.status, m.sending_enabled, m.daily_limit,
-                   t.next_send_at, t.backoff_until, t.last_assigned_at,
-                   t.count_day, t.day_count, t.domain_counts
-            FROM sequences_campaignmailbox cm
-            JOIN mailboxes_mailbox m ON m.id = cm.mailbox_id
-            LEFT JOIN sequences_mailboxthrottle t ON t.mailbox_id = m.id
-            WHERE cm.campaign_id = ANY(%s::uuid[]) AND cm.is_active
-            ORDER BY t.last_assigned_at NULLS FIRST, cm.position, cm.id
+            SELECT id, workspace_id, timezone, schedule_days, window_start_hour, window_end_hour,
+                   daily_send_limit, randomize_within_window, min_minutes_between_sends
+            FROM sequences_campaign WHERE status = 'running'
+            """
+        )
+        any_pacer_floor = False
+        for cid, wid, tz, days, start, end, limit, randomize, floor in cursor.fetchall():
+            any_pacer_floor = any_pacer_floor or floor > 0
+            zone = ZoneInfo(tz)
+            campaigns[str(cid)] = CampaignPlan(
+                id=str(cid),
+                window=Window(zone, frozenset(days), start, end),
+                remaining=limit,
+                zone=zone,
+                randomize=randomize,
+                steps={},
+                pool=[],
+                workspace_id=str(wid),
+            )
+        if not campaigns:
+            return TickState({}, [], {})
+        ids = list(campaigns)
+        cursor.execute(
+            """
+            SELECT s.id, s.campaign_id, s.step_index, s.delay_days, s.delay_hours,
+                   s.winner_variant_id,
+                   coalesce(array_agg(v.id ORDER BY v.label) FILTER (WHERE v.id IS NOT NULL), '{}'),
+                   coalesce(array_agg(v.weight ORDER BY v.label) FILTER (WHERE v.id IS NOT NULL), '{}')
+            FROM sequences_step s LEFT JOIN sequences_variant v ON v.step_id = s.id
+            WHERE s.campaign_id IN (SELECT unnest(%(ids)s::uuid[]))
+            GROUP BY s.id
             """,
-            [ids],
+            {"ids": ids},
         )
-        pool_rows = cursor.fetchall()
-
-    mailboxes: dict[str, MailboxSlot] = {}
-    pool_limits: dict[tuple[str, str], int | None] = {}
-    pacer_floor: dict[str, int] = defaultdict(int)
-    for (
-        cid,
-        mid,
-        max_per_day,
-        email,
-        tz,
-        status,
-        enabled,
-        limit,
-        next_send,
-        backoff,
-        _,
-        count_day,
-        day_count,
-        domain_counts,
-    ) in pool_rows:
-        cid, mid = str(cid), str(mid)
-        pool_limits[(cid, mid)] = max_per_day
-        pacer_floor[mid] = max(pacer_floor[mid], meta[cid]["min_minutes_between_sends"])
-        if mid in mailboxes:
-            continue
-        usable = status == "connected" and enabled
-        why = ""
-        if status != "connected":
-            why = f"mailbox {email} is {status}"
-        elif not enabled:
-            why = f"sending is switched off on {email}"
-        ready = max((t for t in (next_send, backoff) if t is not None), default=None)
-        zone = ZoneInfo(tz)
-        today = count_day == caps.local_day(now, zone)
-        mailboxes[mid] = MailboxSlot(
-            id=mid,
-            email=email,
-            zone=zone,
-            usable=usable,
-            remaining=min(limit, caps.HARD_DAILY_CAP) - (day_count if today else 0),
-            ready_at=ready,
-            domain_limit=settings.RECIPIENT_DOMAIN_DAILY_LIMIT,
-            domain_counts=_json_object(domain_counts) if today else {},
-            why_unusable=why,
+        for sid, cid, index, days, hours, winner, variant_ids, weights in cursor.fetchall():
+            campaigns[str(cid)].steps[index] = StepPlan(
+                id=sid,
+                step_index=index,
+                delay=timedelta(days=days, hours=hours),
+                variants=tuple(
+                    VariantChoice(v, w) for v, w in zip(variant_ids, weights, strict=True)
+                ),
+                winner_variant_id=winner,
+            )
+        # "Today" differs per zone; at most a few distinct local dates exist at any instant.
+        days = sorted({caps.local_day(now, p.zone) for p in campaigns.values()})
+        cursor.execute(
+            "SELECT key, day, count FROM sequences_sendcounter "
+            "WHERE scope = 'campaign' AND day = ANY(%(days)s) AND key = ANY(%(keys)s)",
+            {"days": days, "keys": ids},
         )
-
-    counts = _today_counts(now, campaigns, mailboxes)
-    for (cid, mid), max_per_day in pool_limits.items():
-        slot = mailboxes[mid]
-        plan = campaigns[cid]
-        day = caps.local_day(now, slot.zone)
-        used = counts.get(("campaign_mailbox", f"{cid}:{mid}", day), 0)
-        # No per-campaign limit on this mailbox: the other caps bound it anyway.
-        remaining = (max_per_day - used) if max_per_day is not None else caps.HARD_DAILY_CAP
-        plan.pool.append(PoolEntry(mid, remaining))
-    for cid, plan in campaigns.items():
-        plan.remaining -= counts.get(("campaign", cid, caps.local_day(now, plan.zone)), 0)
-
+        for key, day, count in cursor.fetchall():
+            plan = campaigns[key]
+            if day == caps.local_day(now, plan.zone):
+                plan.remaining -= count
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM sequences_campaignmailbox WHERE max_sends_per_day IS "
+            "NOT NULL AND campaign_id IN (SELECT unnest(%(ids)s::uuid[])))",
+            {"ids": ids},
+        )
+        row = cursor.fetchone()
+        any_limited = bool(row and row[0])
     quota_left = _quota_left(now, {p.workspace_id for p in campaigns.values()})
-    limited = {pair for pair, limit in pool_limits.items() if limit is not None}
-    return TickState(campaigns, mailboxes, quota_left, dict(pacer_floor), meta, limited)
+    open_campaigns = [
+        cid
+        for cid, plan in campaigns.items()
+        if is_inside(plan.window, now)
+        and plan.remaining > 0
+        and (quota_left.get(plan.workspace_id) is None or (quota_left[plan.workspace_id] or 0) > 0)
+    ]
+    return TickState(
+        campaigns,
+        open_campaigns,
+        quota_left,
+        any_pacer_floor=any_pacer_floor,
+        any_limited_pair=any_limited,
+    )
 
 
 def _json_object(value: Any) -> dict[str, int]:
@@ -257,21 +224,6 @@ def _json_object(value: Any) -> dict[str, int]:
     if isinstance(value, str):
         value = json.loads(value)
     return dict(value or {})
-
-
-def _today_counts(
-    now: datetime, campaigns: dict[str, CampaignPlan], mailboxes: dict[str, MailboxSlot]
-) -> dict[tuple[str, str, date], int]:
-    # "Today" differs per zone; at most a few distinct local dates exist at any instant.
-    days = {caps.local_day(now, p.zone) for p in campaigns.values()}
-    days |= {caps.local_day(now, m.zone) for m in mailboxes.values()}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT scope, key, day, count FROM sequences_sendcounter "
-            "WHERE day = ANY(%s::date[]) AND scope IN ('campaign', 'campaign_mailbox')",
-            [sorted(days)],
-        )
-        return {(scope, key, day): n for scope, key, day, n in cursor.fetchall()}
 
 
 def _quota_left(now: datetime, workspace_ids: set[str]) -> dict[str, int | None]:
@@ -303,70 +255,36 @@ def _quota_left(now: datetime, workspace_ids: set[str]) -> dict[str, int | None]
 # --- deferring what cannot go now ------------------------------------------------------------
 
 
-def _mailbox_blocker(slot: MailboxSlot, now: datetime) -> tuple[datetime, str] | None:
-    if not slot.usable:
-        return now + RETRY_WITHOUT_MAILBOX, slot.why_unusable
-    if slot.remaining <= 0:
-        return caps.next_local_midnight(now, slot.zone), f"daily cap reached on {slot.email}"
-    if slot.ready_at is not None and slot.ready_at > now:
-        return slot.ready_at, f"pacing sends of {slot.email}"
-    return None
+# --- deferring what cannot go now ------------------------------------------------------------
 
 
 def defer_blocked(state: TickState, now: datetime) -> int:
-    """Push due work that cannot go now to when it can, before any LIMIT sees it."""
-    by_campaign: list[tuple[str, datetime, str, bool]] = []
-    open_campaigns = []
+    """Push due work that cannot go for a while to when it can, with the reason, before any
+    LIMIT sees it: campaigns outside their window or at a daily limit, and (in SQL, over every
+    pool mailbox) senders at their cap, broken, switched off or in a long backoff. A block of a
+    few minutes (the pacer) is cheaper to filter at the claim than to write."""
+    horizon = now + DEFER_AFTER
+    by_campaign: list[tuple[str, datetime, str]] = []
+    open_set = set(state.open_campaigns)
     for cid, plan in state.campaigns.items():
+        if cid in open_set:
+            continue
         if not is_inside(plan.window, now):
             opening = clamp_to_window(now, plan.window)
             if opening is None:
                 by_campaign.append(
-                    (cid, now + timedelta(days=1), "the campaign has no sending days", False)
+                    (cid, now + timedelta(days=1), "the campaign has no sending days")
                 )
             else:
-                by_campaign.append((cid, opening, describe_next(plan.window, opening), False))
-            continue
-        if plan.remaining <= 0:
+                by_campaign.append((cid, opening, describe_next(plan.window, opening)))
+        elif plan.remaining <= 0:
             until = clamp_to_window(caps.next_local_midnight(now, plan.zone), plan.window)
             by_campaign.append(
-                (cid, until or now + timedelta(days=1), "campaign daily send limit reached", False)
+                (cid, until or now + timedelta(days=1), "campaign daily send limit reached")
             )
-            continue
-        left = state.quota_left.get(plan.workspace_id)
-        if left is not None and left <= 0:
-            until = clamp_to_window(caps.next_local_midnight(now, UTC), plan.window)
-            by_campaign.append(
-                (cid, until or now + timedelta(days=1), "plan email quota reached", False)
-            )
-            continue
-        open_campaigns.append(cid)
-        blockers = []
-        for entry in plan.pool:
-            slot = state.mailboxes[entry.mailbox_id]
-            blocker = _mailbox_blocker(slot, now)
-            if blocker is None and entry.remaining <= 0:
-                blocker = (
-                    caps.next_local_midnight(now, slot.zone),
-                    f"campaign limit per mailbox reached on {slot.email}",
-                )
-            if blocker is None:
-                break
-            blockers.append(blocker)
         else:
-            # No mailbox of the pool can take new prospects now: the unassigned wait.
-            until, reason = (
-                min(blockers)
-                if blockers
-                else (
-                    now + RETRY_WITHOUT_MAILBOX,
-                    "no active mailbox in the campaign",
-                )
-            )
-            by_campaign.append((cid, until, reason, True))
-    # A block of a few minutes (the pacer, a short backoff, a window about to open) is cheaper
-    # to filter at the claim than to write; only long ones are stored with their reason.
-    horizon = now + DEFER_AFTER
+            until = clamp_to_window(caps.next_local_midnight(now, UTC), plan.window)
+            by_campaign.append((cid, until or now + timedelta(days=1), "plan email quota reached"))
     by_campaign = [entry for entry in by_campaign if entry[1] > horizon]
     deferred = 0
     with hot_cursor() as cursor:
@@ -375,31 +293,25 @@ def defer_blocked(state: TickState, now: datetime) -> int:
                 _sql("defer_by_campaign"),
                 {
                     "now": now,
-                    "campaign_ids": [c for c, _, _, _ in by_campaign],
-                    "untils": [u for _, u, _, _ in by_campaign],
-                    "reasons": [r[:255] for _, _, r, _ in by_campaign],
-                    "unassigned_only": [o for _, _, _, o in by_campaign],
+                    "campaign_ids": [c for c, _, _ in by_campaign],
+                    "untils": [u for _, u, _ in by_campaign],
+                    "reasons": [r[:255] for _, _, r in by_campaign],
+                    "unassigned_only": [False] * len(by_campaign),
                 },
             )
             deferred += cursor.rowcount
-        by_mailbox = [
-            (mid, *blocker)
-            for mid, slot in state.mailboxes.items()
-            if (blocker := _mailbox_blocker(slot, now)) is not None and blocker[0] > horizon
-        ]
-        if by_mailbox and open_campaigns:
+        if state.open_campaigns:
             cursor.execute(
-                _sql("defer_by_mailbox"),
+                _sql("defer_blocked_senders"),
                 {
                     "now": now,
-                    "mailbox_ids": [m for m, _, _ in by_mailbox],
-                    "untils": [u for _, u, _ in by_mailbox],
-                    "reasons": [r[:255] for _, _, r in by_mailbox],
-                    "open_campaigns": open_campaigns,
+                    "horizon": horizon,
+                    "hard_cap": caps.HARD_DAILY_CAP,
+                    "open_campaigns": state.open_campaigns,
                 },
             )
-            deferred += cursor.rowcount
-    state.campaign_meta["__open__"] = {"ids": open_campaigns}
+            row = cursor.fetchone()
+            deferred += int(row[0]) if row else 0
     return deferred
 
 
@@ -407,50 +319,103 @@ def defer_blocked(state: TickState, now: datetime) -> int:
 
 
 def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
-    open_campaigns: list[str] = state.campaign_meta.get("__open__", {}).get("ids", [])
-    if not open_campaigns:
+    """Claim one batch and load the mailboxes it can use (its assigned mailboxes and, for
+    unassigned prospects, the ready mailboxes of their campaigns)."""
+    if not state.open_campaigns:
         return []
-    ready = {
-        mid
-        for mid, slot in state.mailboxes.items()
-        if _mailbox_blocker(slot, now) is None and not slot.used_this_tick
-    }
-    if not ready:
-        return []
-    with_ready: list[str] = []
-    ready_counts: list[int] = []
-    for cid in open_campaigns:
-        plan = state.campaigns[cid]
-        if plan.remaining <= 0:
-            continue
-        n = sum(1 for e in plan.pool if e.mailbox_id in ready and e.remaining > 0)
-        if n:
-            with_ready.append(cid)
-            ready_counts.append(n)
     with hot_cursor() as cursor:
         cursor.execute(
             _sql("claim_due"),
             {
                 "now": now,
-                "open_campaigns": open_campaigns,
-                "ready_mailboxes": sorted(ready),
-                "campaigns_with_ready": with_ready,
-                "ready_counts": ready_counts,
+                "hard_cap": caps.HARD_DAILY_CAP,
+                "open_campaigns": state.open_campaigns,
                 "scan_limit": limit * 4,
                 "limit": limit,
             },
         )
-        return [
+        rows = cursor.fetchall()
+    if not rows:
+        return []
+    due: list[Due] = []
+    pools: dict[str, list[str]] = defaultdict(list)
+    for eid, cid, mid, step, domain, due_at, candidates in rows:
+        cid = str(cid)
+        due.append(
             Due(
                 id=str(eid),
-                campaign_id=str(cid),
+                campaign_id=cid,
                 mailbox_id=str(mid) if mid else None,
                 step_index=step,
                 domain=domain or "",
                 due_at=due_at,
             )
-            for eid, cid, mid, step, domain, due_at in cursor.fetchall()
-        ]
+        )
+        for m in [mid] if mid else candidates or []:
+            if str(m) not in pools[cid]:
+                pools[cid].append(str(m))
+    _load_slots(state, pools, now)
+    return due
+
+
+def _load_slots(state: TickState, pools: dict[str, list[str]], now: datetime) -> None:
+    """Fill in the mailboxes this batch may use, and the campaigns' pools with them in
+    round-robin order (least recently used first, as the claim returned them)."""
+    wanted = sorted({m for ms in pools.values() for m in ms} - set(state.mailboxes))
+    if not wanted:
+        _extend_pools(state, pools)
+        return
+    with hot_cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT m.id, m.email, m.timezone, m.daily_limit, t.count_day, t.day_count, t.domain_counts
+            FROM mailboxes_mailbox m
+            LEFT JOIN sequences_mailboxthrottle t ON t.mailbox_id = m.id
+            WHERE m.id IN (SELECT unnest(%(ids)s::uuid[]))
+            """,
+            {"ids": wanted},
+        )
+        for mid, email, tz, limit, count_day, day_count, domain_counts in cursor.fetchall():
+            zone = ZoneInfo(tz)
+            today = count_day == caps.local_day(now, zone)
+            state.mailboxes[str(mid)] = MailboxSlot(
+                id=str(mid),
+                email=email,
+                zone=zone,
+                usable=True,  # the claim returned only mailboxes that can send now
+                remaining=min(limit, caps.HARD_DAILY_CAP) - (day_count if today else 0),
+                ready_at=None,
+                domain_limit=settings.RECIPIENT_DOMAIN_DAILY_LIMIT,
+                domain_counts=_json_object(domain_counts) if today else {},
+            )
+        if state.any_pacer_floor:
+            cursor.execute(
+                """
+                SELECT cm.mailbox_id, max(c.min_minutes_between_sends)
+                FROM sequences_campaignmailbox cm JOIN sequences_campaign c ON c.id = cm.campaign_id
+                WHERE c.status = 'running' AND cm.mailbox_id IN (SELECT unnest(%(ids)s::uuid[]))
+                GROUP BY cm.mailbox_id
+                """,
+                {"ids": wanted},
+            )
+            state.pacer_floor.update((str(m), floor) for m, floor in cursor.fetchall())
+        if state.any_limited_pair:
+            cursor.execute(
+                "SELECT campaign_id, mailbox_id FROM sequences_campaignmailbox WHERE "
+                "max_sends_per_day IS NOT NULL AND mailbox_id IN (SELECT unnest(%(ids)s::uuid[]))",
+                {"ids": wanted},
+            )
+            state.limited_pairs.update((str(c), str(m)) for c, m in cursor.fetchall())
+    _extend_pools(state, pools)
+
+
+def _extend_pools(state: TickState, pools: dict[str, list[str]]) -> None:
+    for cid, mailbox_ids in pools.items():
+        plan = state.campaigns[cid]
+        known = {e.mailbox_id for e in plan.pool}
+        # Ready means at least one more send today for this campaign on this mailbox; one
+        # mailbox takes at most one new send per tick, so that is all a batch can use.
+        plan.pool.extend(PoolEntry(m, 1) for m in mailbox_ids if m not in known)
 
 
 def _counters_for(
