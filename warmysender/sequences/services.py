@@ -4,6 +4,7 @@ writes the audit row (and domain event) of the change in it."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -197,6 +198,10 @@ class StepInput:
     delay_hours: int = 0
     same_thread: bool = True
     variants: Sequence[tuple[str, str, str, int]] = ()  # (label, subject, body, weight), extra to A
+    weight: int = 100  # variant A's weight
+
+    def all_variants(self) -> list[tuple[str, str, str, int]]:
+        return [("A", self.subject, self.body_html, self.weight), *self.variants]
 
 
 SETTABLE = {
@@ -261,20 +266,18 @@ def _validate_settings(
         )
     start_date = values.get("start_date", current.start_date if current else None)
     end_date = values.get("end_date", current.end_date if current else None)
-    if "end_date" in values and end_date is not None:
-        if end_date <= now:
-            raise CampaignError(
-                "validation_error", "endDate must be in the future.", field="endDate"
-            )
-        if start_date is not None and end_date <= start_date:
-            raise CampaignError(
-                "validation_error", "endDate must be after startDate.", field="endDate"
-            )
+    if "end_date" in values and end_date is not None and end_date <= now:
+        raise CampaignError("validation_error", "endDate must be in the future.", field="endDate")
+    # Either date may be the one that changed; the order must hold whenever both are set.
+    changed_dates = "start_date" in values or "end_date" in values
+    if changed_dates and start_date is not None and end_date is not None and end_date <= start_date:
+        field = "endDate" if "end_date" in values else "startDate"
+        raise CampaignError("validation_error", "endDate must be after startDate.", field=field)
 
 
 def _check_templates(steps: Sequence[StepInput]) -> None:
     for step in steps:
-        for label, subject, body, _ in [("A", step.subject, step.body_html, 100), *step.variants]:
+        for label, subject, body, _ in step.all_variants():
             problems = rendering.check_template(subject, body)
             if problems:
                 p = problems[0]
@@ -335,6 +338,12 @@ def _usable_mailboxes(workspace: Workspace, mailbox_ids: Iterable[Any]) -> list[
 def _write_steps(campaign: Campaign, steps: Sequence[StepInput]) -> None:
     campaign.steps.all().delete()
     for s in sorted(steps, key=lambda x: x.step_index):
+        _write_step(campaign, s)
+
+
+def _write_step(campaign: Campaign, s: StepInput, step: Step | None = None) -> Step:
+    """Create or update one step and make its variants exactly those of `s`."""
+    if step is None:
         step = Step.objects.create(
             workspace_id=campaign.workspace_id,
             campaign=campaign,
@@ -343,23 +352,25 @@ def _write_steps(campaign: Campaign, steps: Sequence[StepInput]) -> None:
             delay_hours=s.delay_hours,
             same_thread=s.same_thread,
         )
-        Variant.objects.create(
-            workspace_id=campaign.workspace_id,
+    else:
+        step.delay_days, step.delay_hours = s.delay_days, s.delay_hours
+        step.same_thread = s.same_thread
+        step.save(update_fields=["delay_days", "delay_hours", "same_thread"])
+    wanted = s.all_variants()
+    # A variant left out is removed; actions that used it keep their history (variant NULL).
+    Variant.objects.filter(step=step).exclude(label__in=[v[0] for v in wanted]).delete()
+    for label, subject, body, weight in wanted:
+        Variant.objects.update_or_create(
             step=step,
-            label="A",
-            subject=s.subject,
-            body_html=s.body_html,
-            weight=100,
+            label=label,
+            defaults={
+                "workspace_id": campaign.workspace_id,
+                "subject": subject,
+                "body_html": body,
+                "weight": weight,
+            },
         )
-        for label, subject, body, weight in s.variants:
-            Variant.objects.create(
-                workspace_id=campaign.workspace_id,
-                step=step,
-                label=label,
-                subject=subject,
-                body_html=body,
-                weight=weight,
-            )
+    return step
 
 
 def create_campaign(
@@ -511,48 +522,7 @@ def _update_step_content(campaign: Campaign, steps: Sequence[StepInput]) -> None
                 )
             step.delete()
     for index, s in wanted.items():
-        step = existing.get(index)
-        if step is None:
-            _write_steps_one(campaign, s)
-            continue
-        step.delay_days, step.delay_hours, step.same_thread = (
-            s.delay_days,
-            s.delay_hours,
-            s.same_thread,
-        )
-        step.save(update_fields=["delay_days", "delay_hours", "same_thread"])
-        Variant.objects.filter(step=step, label="A").update(
-            subject=s.subject, body_html=s.body_html
-        )
-        for label, subject, body, weight in s.variants:
-            Variant.objects.update_or_create(
-                step=step,
-                label=label,
-                defaults={
-                    "workspace_id": campaign.workspace_id,
-                    "subject": subject,
-                    "body_html": body,
-                    "weight": weight,
-                },
-            )
-
-
-def _write_steps_one(campaign: Campaign, s: StepInput) -> None:
-    step = Step.objects.create(
-        workspace_id=campaign.workspace_id,
-        campaign=campaign,
-        step_index=s.step_index,
-        delay_days=s.delay_days,
-        delay_hours=s.delay_hours,
-        same_thread=s.same_thread,
-    )
-    Variant.objects.create(
-        workspace_id=campaign.workspace_id,
-        step=step,
-        label="A",
-        subject=s.subject,
-        body_html=s.body_html,
-    )
+        _write_step(campaign, s, existing.get(index))
 
 
 # --- launching -----------------------------------------------------------------------------
@@ -844,10 +814,18 @@ def unenroll(
     ids = [str(p) for p in prospect_ids]
     lowered = [e.strip().lower() for e in emails]
     if ids:
-        cond |= Q(prospect_id__in=ids)
+        cond |= Q(prospect_id__in=_valid_uuids(ids))
     if lowered:
         cond |= Q(prospect__email__in=lowered)
-    processed = len(set(ids)) + len(set(lowered))
+    # Each prospect once, whether named by id, by email or both; names matching no prospect
+    # here count too ("not-enrolled are counted in totalProcessed only").
+    found = Prospect.objects.filter(workspace=workspace).filter(
+        Q(id__in=_valid_uuids(ids)) | Q(email__in=lowered)
+    )
+    found_ids = {str(p.id) for p in found.only("id")}
+    found_emails = set(found.values_list("email", flat=True))
+    unknown = {i for i in ids if i not in found_ids} | {e for e in lowered if e not in found_emails}
+    processed = len(found_ids) + len(unknown)
     with transaction.atomic():
         qs = Enrollment.objects.filter(
             campaign=campaign, workspace=workspace, status__in=ACTIVE_ENROLLMENT
@@ -871,6 +849,16 @@ def unenroll(
             now=now,
         )
     return UnenrollResult(len(ids_done), max(processed, len(ids_done)))
+
+
+def _valid_uuids(values: Iterable[str]) -> list[str]:
+    valid = []
+    for value in values:
+        try:
+            valid.append(str(uuid.UUID(value)))
+        except ValueError:
+            continue
+    return valid
 
 
 def set_enrollment_status(
