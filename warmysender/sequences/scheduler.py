@@ -331,29 +331,42 @@ def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
                 "hard_cap": caps.HARD_DAILY_CAP,
                 "open_campaigns": state.open_campaigns,
                 "scan_limit": limit * 4,
-                "limit": limit,
             },
         )
         rows = cursor.fetchall()
-    if not rows:
-        return []
+        slots: dict[Any, tuple[int, list[Any]]] = {}
+        candidates: list[tuple[datetime, Any]] = []
+        for kind, cid, _, _, rank, _, mailboxes in rows:
+            if kind == "slot":
+                slots[cid] = (rank, mailboxes)
+        for kind, cid, eid, mid, rank, due_at, _ in rows:
+            # One new send per ready mailbox: the first due row of an assigned mailbox, and as
+            # many unassigned rows of a campaign as it has ready mailboxes.
+            if kind == "due" and (rank == 1 if mid is not None else rank <= slots[cid][0]):
+                candidates.append((due_at, eid))
+        candidates.sort(key=lambda c: c[0])
+        chosen = [eid for _, eid in candidates[:limit]]
+        if not chosen:
+            return []
+        cursor.execute(_sql("lock_claimed"), {"ids": chosen, "now": now})
+        locked = cursor.fetchall()
     due: list[Due] = []
     pools: dict[str, list[str]] = defaultdict(list)
-    for eid, cid, mid, step, domain, due_at, candidates in rows:
-        cid = str(cid)
+    for eid, cid, mid, step, domain, due_at in locked:
         due.append(
             Due(
                 id=str(eid),
-                campaign_id=cid,
+                campaign_id=str(cid),
                 mailbox_id=str(mid) if mid else None,
                 step_index=step,
                 domain=domain or "",
                 due_at=due_at,
             )
         )
-        for m in [mid] if mid else candidates or []:
-            if str(m) not in pools[cid]:
-                pools[cid].append(str(m))
+        pool = pools[str(cid)]
+        for m in [mid] if mid else slots[cid][1]:
+            if str(m) not in pool:
+                pool.append(str(m))
     _load_slots(state, pools, now)
     return due
 

@@ -1,10 +1,11 @@
--- The scheduler's claim: due enrollments of open campaigns whose sender can send now, oldest
--- first. Work that waits long on its senders was pushed later before this runs
--- (defer_blocked_senders.sql) and work waiting minutes for a paced mailbox is filtered here, so
--- neither fills the LIMIT and starves the others. Each ready mailbox takes one new send per
--- tick, so candidates are cut to one per assigned mailbox and, for prospects without one, to as
--- many as their campaign has ready mailboxes; those come back least recently used first.
--- SKIP LOCKED lets a reply or a person's action that holds a row go on without waiting.
+-- The scheduler's claim, step 1 (no locks): due enrollments of open campaigns whose sender can
+-- send now, oldest first, and the ready mailboxes of each campaign. Work that waits long on its
+-- senders was pushed later before this runs (defer_blocked_senders.sql) and work waiting
+-- minutes for a paced mailbox is filtered here, so neither fills the LIMIT and starves the
+-- others. Two kinds of rows come back (the caller cuts candidates to what the ready mailboxes
+-- can take, then locks them with lock_claimed.sql):
+--   'slot': a campaign, how many of its mailboxes are ready, and those, least recently used first
+--   'due':  a candidate enrollment and its rank among the due work of its sender
 WITH senders AS (
 %(sender_state)s
 ), ready AS (
@@ -18,31 +19,18 @@ WITH senders AS (
   FROM sequences_enrollment e
   WHERE e.status = 'pending'
     AND e.next_action_at <= %(now)s
-    AND e.campaign_id IN (SELECT campaign_id FROM slots)
-    AND (e.mailbox_id IS NULL
+    -- One OR of two lookups (the ready pairs include their campaign): the planner keeps both
+    -- as hashed subplans and walks the due index in order, instead of looping over campaigns.
+    AND ((e.mailbox_id IS NULL AND e.campaign_id IN (SELECT campaign_id FROM slots))
          OR (e.campaign_id, e.mailbox_id) IN (SELECT campaign_id, mailbox_id FROM ready))
   ORDER BY e.next_action_at
   LIMIT %(scan_limit)s
-), ranked AS (
-  SELECT s.*, row_number() OVER (PARTITION BY coalesce(s.mailbox_id, s.campaign_id)
-                                 ORDER BY s.next_action_at, s.id) AS rn
-  FROM scan s
-), chosen AS (
-  SELECT r.id, r.rn
-  FROM ranked r JOIN slots ON slots.campaign_id = r.campaign_id
-  WHERE (r.mailbox_id IS NOT NULL AND r.rn = 1) OR (r.mailbox_id IS NULL AND r.rn <= slots.n)
-  ORDER BY r.next_action_at
-  LIMIT %(limit)s
-), locked AS (
-  SELECT e.id, e.campaign_id, e.mailbox_id, e.next_step_index, e.prospect_id, e.next_action_at
-  FROM sequences_enrollment e
-  WHERE e.id IN (SELECT id FROM chosen) AND e.status = 'pending' AND e.next_action_at <= %(now)s
-  FOR UPDATE OF e SKIP LOCKED
 )
-SELECT l.id, l.campaign_id, l.mailbox_id, l.next_step_index,
-       lower(split_part(p.email, '@', 2)) AS domain, l.next_action_at,
-       CASE WHEN l.mailbox_id IS NULL THEN slots.mailboxes END AS candidates
-FROM locked l
-JOIN prospects_prospect p ON p.id = l.prospect_id
-JOIN slots ON slots.campaign_id = l.campaign_id
-ORDER BY l.next_action_at
+SELECT 'slot' AS kind, campaign_id, NULL::uuid AS id, NULL::uuid AS mailbox_id, n AS rank,
+       NULL::timestamptz AS next_action_at, mailboxes
+FROM slots
+UNION ALL
+SELECT 'due', campaign_id, id, mailbox_id,
+       row_number() OVER (PARTITION BY coalesce(mailbox_id, campaign_id) ORDER BY next_action_at, id),
+       next_action_at, NULL
+FROM scan

@@ -7,11 +7,12 @@ WITH senders AS (
 ), long_blocked AS (
   SELECT campaign_id, mailbox_id, until, reason FROM senders WHERE until > %(horizon)s
 ), campaign_blocked AS (
-  SELECT DISTINCT ON (campaign_id) campaign_id, until, reason
-  FROM senders s
-  WHERE NOT EXISTS (SELECT 1 FROM senders r
-                    WHERE r.campaign_id = s.campaign_id AND (r.until IS NULL OR r.until <= %(horizon)s))
-  ORDER BY campaign_id, until
+  -- Campaigns none of whose mailboxes can send soon: their unassigned work waits for the
+  -- earliest of them.
+  SELECT campaign_id, min(until) AS until, (array_agg(reason ORDER BY until))[1] AS reason
+  FROM senders
+  GROUP BY campaign_id
+  HAVING NOT bool_or(until IS NULL OR until <= %(horizon)s)
 ), assigned AS (
   UPDATE sequences_enrollment e
   SET next_action_at = b.until, wait_reason = b.reason, updated_at = %(now)s
