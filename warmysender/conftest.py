@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -59,6 +60,24 @@ def make_tenant(prefix: str) -> Tenant:
         user.current_workspace = workspace
         user.save(update_fields=["current_workspace"])
     return Tenant(workspace, owner, admin, member)
+
+
+@pytest.fixture(autouse=True)
+def plans_after_flush(request: pytest.FixtureRequest) -> None:
+    """Transactional tests (live servers, child processes) end with a flush that empties every
+    table, including the plans a data migration wrote; put them back before each such test."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server")
+    )
+    if not transactional:
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps as django_apps
+
+    importlib.import_module("warmysender.accounts.migrations.0002_plans").add_plans(
+        django_apps, None
+    )
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ on the test database, sharing nothing but PostgreSQL."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import socket
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from django.apps import apps as django_apps
 from django.utils import timezone
 
 from warmysender.conftest import Tenant
@@ -64,14 +62,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-@pytest.fixture(autouse=True)
-def plans(transactional_db: None) -> None:
-    """The plans are rows written by a data migration, and the flush that ends every
-    transactional test empties their table; put them back for this test."""
-    migration = importlib.import_module("warmysender.accounts.migrations.0002_plans")
-    migration.add_plans(django_apps, None)
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.apps import apps as django_apps
 from django.db import OperationalError, connection
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -25,14 +23,6 @@ from warmysender.testing.jobs import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def plans(transactional_db: None) -> None:
-    """The plans are rows written by a data migration, and the flush that ends every
-    transactional test empties their table; put them back for this test."""
-    migration = importlib.import_module("warmysender.accounts.migrations.0002_plans")
-    migration.add_plans(django_apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ what the server received against the database: no duplicate, nothing lost, caps 
 
 from __future__ import annotations
 
-import importlib
 import signal
 import socket
 import threading
@@ -18,7 +17,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.apps import apps as django_apps
 from django.db.models import Q
 
 from warmysender.conftest import Tenant, make_tenant
@@ -45,14 +43,6 @@ T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ONE_STEP = [
     StepInput(step_index=1, subject="Hello {{firstName | default: 'there'}}", body_html="<p>Hi</p>")
 ]
-
-
-@pytest.fixture(autouse=True)
-def plans(transactional_db: None) -> None:
-    # A data migration writes the plans; the flush after each transactional test empties them.
-    importlib.import_module("warmysender.accounts.migrations.0002_plans").add_plans(
-        django_apps, None
-    )
 
 
 @pytest.fixture
