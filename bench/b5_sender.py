@@ -122,14 +122,16 @@ def seed(port: int, n: int, rounds: int) -> tuple[str, list[list[str]]]:
 
 
 def reserve(mailbox_id: str, enrollment_ids: list[str], now: datetime) -> None:
-    """Reserve step 1 for these enrollments the way the tick does (same statement)."""
+    """Reserve step 1 for these enrollments the way the tick does (same statement, the variant
+    chosen)."""
     from django.db import transaction
 
     from warmysender.lib.sql import hot_cursor
-    from warmysender.sequences.models import Step
+    from warmysender.sequences.models import Step, Variant
     from warmysender.sequences.scheduler import _sql
 
     step = Step.objects.get(step_index=1)
+    variant = Variant.objects.get(step=step, label="A")
     day = now.date().isoformat()
     with transaction.atomic(), hot_cursor() as cursor:
         cursor.execute(
@@ -138,7 +140,7 @@ def reserve(mailbox_id: str, enrollment_ids: list[str], now: datetime) -> None:
                 "now": now,
                 "enrollment_ids": enrollment_ids,
                 "step_ids": [step.id] * len(enrollment_ids),
-                "variant_ids": [None] * len(enrollment_ids),
+                "variant_ids": [variant.id] * len(enrollment_ids),
                 "mailbox_ids": [mailbox_id] * len(enrollment_ids),
                 "counters": [json.dumps([["mailbox", mailbox_id, day]])] * len(enrollment_ids),
             },

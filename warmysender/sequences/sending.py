@@ -15,11 +15,13 @@ from __future__ import annotations
 import email.policy
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -55,7 +57,17 @@ class Prepared:
     action: Action
     enrollment: Enrollment
     campaign: Campaign
+    mailbox: Mailbox
     message: EmailMessage
+
+
+@dataclass
+class CampaignInfo:
+    """What the sender needs of a campaign to schedule the next step, read once per run."""
+
+    window: Any
+    randomize: bool
+    steps: dict[int, Any]
 
 
 def send_for_mailbox(
@@ -171,33 +183,35 @@ def _release_leftovers_if_blocked(mailbox: Mailbox, now: datetime) -> None:
 
 def prepare_next(mailbox: Mailbox, now: datetime) -> Prepared | None:
     """The next reserved action of `mailbox`, rendered and ready; or None. Actions that must not
-    go (campaign paused, prospect suppressed, template broken) are settled here instead."""
+    go (campaign paused, prospect suppressed, template broken) are settled here instead.
+
+    No row locks: the mailbox's advisory lock keeps other senders away, `mark_sending` only
+    moves an action that is still `reserved` (a stop in between takes the reservation back), and
+    the outcome re-reads the enrollment under a lock before writing it."""
     while True:
+        action = (
+            Action.objects.filter(mailbox=mailbox, state=ActionState.RESERVED)
+            .order_by("reserved_at", "id")
+            .select_related(
+                "step", "variant", "campaign", "workspace", "enrollment", "enrollment__prospect"
+            )
+            .first()
+        )
+        if action is None:
+            return None
+        enrollment = action.enrollment
+        campaign = action.campaign
         with transaction.atomic():
-            action = (
-                Action.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(mailbox=mailbox, state=ActionState.RESERVED)
-                .order_by("reserved_at", "id")
-                .select_related("step", "variant", "campaign", "workspace")
-                .first()
-            )
-            if action is None:
-                return None
-            enrollment = (
-                Enrollment.objects.select_for_update()
-                .select_related("prospect", "workspace")
-                .get(pk=action.enrollment_id)
-            )
-            campaign = action.campaign
             settled = _settle_if_not_sendable(action, enrollment, campaign, mailbox, now)
-            if settled:
-                continue
-            try:
-                message = build_message(action, enrollment, campaign, mailbox)
-            except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
+        if settled:
+            continue
+        try:
+            message = build_message(action, enrollment, campaign, mailbox)
+        except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
+            with transaction.atomic():
                 _park_for_template_fix(action, enrollment, campaign, str(exc), now)
-                continue
-            return Prepared(action, enrollment, campaign, message)
+            continue
+        return Prepared(action, enrollment, campaign, mailbox, message)
 
 
 def _give_back(
@@ -360,15 +374,17 @@ def mark_sending(prepared: Prepared, now: datetime) -> bool:
 def record_outcome(
     prepared: Prepared, result: SendResult, *, now: datetime, rng: random.Random, started: bool
 ) -> None:
-    action, enrollment, campaign = prepared.action, prepared.enrollment, prepared.campaign
+    action, campaign, mailbox = prepared.action, prepared.campaign, prepared.mailbox
     with transaction.atomic():
-        enrollment = (
-            Enrollment.objects.select_for_update()
-            .select_related("workspace", "prospect")
-            .get(pk=enrollment.pk)
-        )
-        assert action.mailbox_id is not None  # reserved actions always name their mailbox
-        mailbox = Mailbox.objects.get(pk=action.mailbox_id)
+        # Only the `sending` marker must be durable before the hand-over. If this outcome's
+        # commit were lost in a database crash the action would read `sending` again and the
+        # watchdog would make it `unknown` — never a second send — so it need not wait for
+        # the disk.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        enrollment = Enrollment.objects.select_for_update().get(pk=prepared.enrollment.pk)
+        enrollment.prospect = prepared.enrollment.prospect
+        enrollment.workspace = action.workspace
         if result.outcome == "sent":
             Action.objects.filter(pk=action.pk).update(
                 state=ActionState.SENT, finished_at=now, smtp_code=result.code or 250
@@ -460,10 +476,10 @@ def advance_after_send(
 ) -> None:
     """The step went out: remember the thread, move to the next step (its delay plus jitter,
     clamped into the window) or finish."""
-    campaign = Campaign.objects.get(pk=enrollment.campaign_id)
+    info = campaign_info(enrollment.campaign_id)
     message_id = message_id or action.message_id
     subject = subject or action.subject
-    steps = {s.step_index: s for s in campaign.steps.all()}
+    steps = info.steps
     later = sorted(i for i in steps if i > action.step.step_index)
     enrollment.last_message_id = message_id
     if not enrollment.thread_subject:
@@ -471,7 +487,7 @@ def advance_after_send(
     enrollment.last_sent_at = now
     enrollment.recovery_count = 0
     data = {
-        "campaignId": str(campaign.id),
+        "campaignId": str(enrollment.campaign_id),
         "prospectId": str(enrollment.prospect_id),
         "stepIndex": action.step.step_index,
         "messageId": message_id,
@@ -511,16 +527,41 @@ def advance_after_send(
     when, reason = engine.next_step_at(
         now,
         timedelta(days=following.delay_days, hours=following.delay_hours),
-        window_of(campaign),
+        info.window,
         rng,
-        randomize=campaign.randomize_within_window,
+        randomize=info.randomize,
     )
-    enrollment.next_step_index = following.step_index
-    enrollment.next_action_at = when
-    enrollment.wait_reason = reason or f"step {following.step_index} due"
-    enrollment.status = EnrollmentStatus.PENDING
-    enrollment.updated_at = now
-    enrollment.save()
+    Enrollment.objects.filter(pk=enrollment.pk).update(
+        next_step_index=following.step_index,
+        next_action_at=when,
+        wait_reason=(reason or f"step {following.step_index} due")[:255],
+        status=EnrollmentStatus.PENDING,
+        last_message_id=enrollment.last_message_id,
+        thread_subject=enrollment.thread_subject,
+        last_sent_at=now,
+        recovery_count=0,
+        updated_at=now,
+    )
+
+
+# Campaign settings and steps, per process, for a few seconds: a send run reads them once per
+# campaign instead of once per message; an edit is seen by the next run.
+_CAMPAIGN_INFO: dict[Any, tuple[float, CampaignInfo]] = {}
+CAMPAIGN_INFO_SECONDS = 5.0
+
+
+def campaign_info(campaign_id: Any) -> CampaignInfo:
+    cached = _CAMPAIGN_INFO.get(campaign_id)
+    if cached is not None and time.monotonic() - cached[0] < CAMPAIGN_INFO_SECONDS:
+        return cached[1]
+    campaign = Campaign.objects.get(pk=campaign_id)
+    info = CampaignInfo(
+        window=window_of(campaign),
+        randomize=campaign.randomize_within_window,
+        steps={s.step_index: s for s in campaign.steps.all()},
+    )
+    _CAMPAIGN_INFO[campaign_id] = (time.monotonic(), info)
+    return info
 
 
 def _throttle(mailbox: Mailbox) -> MailboxThrottle:
@@ -542,6 +583,9 @@ def _store_backoff(t: MailboxThrottle, b: caps.Backoff) -> None:
 
 
 def _throttle_success(mailbox: Mailbox, now: datetime) -> None:
+    # Off the ladder (the usual case) a success changes nothing but the last send time.
+    if MailboxThrottle.objects.filter(mailbox=mailbox, backoff_level=0).update(last_sent_at=now):
+        return
     t = _throttle(mailbox)
     _store_backoff(t, _backoff_of(t).after_success(now))
     t.last_sent_at = now
