@@ -156,6 +156,7 @@ WindowEnd = Annotated[
     StrictInt, Field(ge=1, le=24, description="Hour (1–24) in `timezone`, exclusive."), _whole
 ]
 MinutesBetweenSends = Annotated[StrictInt, Field(ge=0, le=1440), _whole]
+MaxSendsPerMailbox = Annotated[StrictInt, Field(ge=1, le=500), _whole]
 MailboxIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_MAILBOXES)]
 # Constraints inside the alias: on an optional field pydantic would put them on the union and
 # describe them as string lengths.
@@ -364,6 +365,22 @@ class UnenrollIn(Body):
         if not (self.prospectIds or self.emails):
             raise ValueError("send at least one of prospectIds, emails")
         return self
+
+
+class PoolEntryPatch(Body):
+    """Only the fields sent change."""
+
+    active: StrictBool | SkipJsonSchema[None] = Field(
+        default=None, description="false: the campaign stops using this mailbox from the next tick."
+    )
+    maxSendsPerMailboxPerDay: MaxSendsPerMailbox | None = Field(
+        default=None, description="This campaign's own daily cap on the mailbox; null removes it."
+    )
+
+    @field_validator("active", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        return _reject_null(value)
 
 
 class ResolveIn(Body):

@@ -35,6 +35,7 @@ from warmysender.api.campaign_schemas import (
     EnrollmentFilters,
     EnrollmentOut,
     EnrollmentPage,
+    PoolEntryPatch,
     ResolveIn,
     SkippedOut,
     StepOut,
@@ -362,6 +363,40 @@ def list_enrollments(
         qs.annotate(created_at=F("enrolled_at")), limit=filters.limit, cursor=filters.cursor
     )
     return EnrollmentPage(data=[EnrollmentOut.of(e) for e in rows], nextCursor=next_cursor)
+
+
+@router.patch(
+    "/{id}/mailboxes/{mailboxId}",
+    auth=ApiKeyAuth(WRITE),
+    response={200: CampaignData, **errors(404, 409)},
+    operation_id="updateCampaignMailbox",
+    summary="Switch a mailbox on or off in a campaign, or set its daily cap there",
+    description=scoped(
+        WRITE,
+        "Works while the campaign runs: the next scheduler tick uses the change. Prospects "
+        "waiting on a mailbox switched off get another from the pool. 404 when the mailbox is "
+        "not in the campaign's pool; 400 invalid_status for completed or errored campaigns.",
+    ),
+    openapi_extra=ERROR_HEADERS,
+)
+def update_campaign_mailbox(
+    request: HttpRequest, id: uuid.UUID, mailboxId: uuid.UUID, body: PoolEntryPatch
+) -> dict[str, Any]:
+    key = authenticated_key(request)
+    now = timezone.now()
+    campaign = get_in_workspace(Campaign, key.workspace, id)
+    changes: dict[str, Any] = {}
+    if "maxSendsPerMailboxPerDay" in body.model_fields_set:
+        changes["max_sends_per_day"] = body.maxSendsPerMailboxPerDay
+    services.update_pool_entry(
+        campaign=campaign,
+        mailbox_id=mailboxId,
+        active=body.active,
+        actor=Actor.api_key(key),
+        now=now,
+        **changes,
+    )
+    return render(key.workspace, campaign)
 
 
 # --- unknown outcomes -----------------------------------------------------------------------

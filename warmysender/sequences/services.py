@@ -451,6 +451,67 @@ def set_pool(campaign: Campaign, entries: Sequence[tuple[Mailbox, bool, int | No
         ).update(mailbox=None)
 
 
+UNCHANGED: Any = object()
+
+
+def update_pool_entry(
+    *,
+    campaign: Campaign,
+    mailbox_id: Any,
+    actor: Actor,
+    now: datetime,
+    active: bool | None = None,
+    max_sends_per_day: Any = UNCHANGED,
+) -> CampaignMailbox:
+    """Switch one pool mailbox on or off for this campaign, or set its own daily cap. Allowed
+    while the campaign runs: the next tick uses it. Prospects waiting on a mailbox switched off
+    get another from the pool."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.ERRORED):
+            raise CampaignError(
+                "invalid_status",
+                f"A {campaign.status} campaign's mailboxes cannot change.",
+                details={"status": campaign.status},
+            )
+        entry = (
+            CampaignMailbox.objects.select_for_update()
+            .filter(campaign=campaign, mailbox_id=mailbox_id)
+            .first()
+        )
+        if entry is None:
+            raise CampaignError("not_found", "This mailbox is not in the campaign's pool.")
+        changed: dict[str, Any] = {}
+        if max_sends_per_day is not UNCHANGED:
+            if max_sends_per_day is not None and not (
+                isinstance(max_sends_per_day, int) and 1 <= max_sends_per_day <= 500
+            ):
+                raise CampaignError(
+                    "validation_error",
+                    "maxSendsPerMailboxPerDay must be between 1 and 500, or null for no cap.",
+                    field="maxSendsPerMailboxPerDay",
+                )
+            entry.max_sends_per_day = max_sends_per_day
+            changed["maxSendsPerMailboxPerDay"] = max_sends_per_day
+        if active is not None:
+            entry.is_active = active
+            changed["active"] = active
+            if not active:
+                Enrollment.objects.filter(
+                    campaign=campaign, mailbox_id=mailbox_id, status=EnrollmentStatus.PENDING
+                ).update(mailbox=None, updated_at=now)
+        entry.save(update_fields=["is_active", "max_sends_per_day"])
+        record_audit(
+            workspace=campaign.workspace,
+            actor=actor,
+            action="campaign.mailbox_updated",
+            obj=campaign,
+            data={"mailboxId": str(mailbox_id), **changed},
+            now=now,
+        )
+    return entry
+
+
 def update_campaign(
     *,
     campaign: Campaign,
@@ -489,9 +550,18 @@ def update_campaign(
                 _write_steps(campaign, steps)
             changed["steps"] = str(len(steps))
         if mailbox_ids is not None:
+            # Mailboxes already in the pool keep their switch and their cap.
+            current = {e.mailbox_id: e for e in campaign.pool.all()}
             set_pool(
                 campaign,
-                [(m, True, None) for m in _usable_mailboxes(campaign.workspace, mailbox_ids)],
+                [
+                    (
+                        m,
+                        current[m.id].is_active if m.id in current else True,
+                        current[m.id].max_sends_per_day if m.id in current else None,
+                    )
+                    for m in _usable_mailboxes(campaign.workspace, mailbox_ids)
+                ],
             )
             changed["mailboxIds"] = ",".join(str(m) for m in mailbox_ids)
         campaign.updated_at = now

@@ -26,6 +26,7 @@ from warmysender.sequences.models import (
     Action,
     ActionState,
     Campaign,
+    CampaignMailbox,
     CampaignStatus,
     Enrollment,
     EnrollmentStatus,
@@ -1156,3 +1157,72 @@ def test_every_endpoint_needs_a_key(client: Client, tenant: Tenant, mailbox: Mai
 def test_the_documented_statuses_are_the_models() -> None:
     assert set(typing.get_args(CampaignStatusName)) == set(CampaignStatus.values)
     assert set(typing.get_args(EnrollmentStatusName)) == set(EnrollmentStatus.values)
+
+
+# --- one mailbox of a campaign's pool ------------------------------------------------------
+
+POOL_WRITE_SCOPES = ("campaigns:read", "campaigns:write", "enrollments:write", "prospects:write")
+
+
+def pool_url(campaign_id: str, mailbox_id: object) -> str:
+    return f"/api/v1/campaigns/{campaign_id}/mailboxes/{mailbox_id}"
+
+
+def test_a_running_campaigns_mailbox_can_be_switched_off_and_capped(
+    client: Client, mailbox: Mailbox, tenant: Tenant
+) -> None:
+    other = make_mailbox(tenant, "second@acme.com")
+    campaign = create(client, mailbox, mailboxIds=[str(mailbox.id), str(other.id)])
+    assert send(client, "POST", f"/api/v1/campaigns/{campaign['id']}/start").status_code == 200
+
+    off = send(client, "PATCH", pool_url(campaign["id"], other.id), {"active": False})
+    assert off.status_code == 200
+    pool = {m["id"]: m for m in off.json()["data"]["mailboxes"]}
+    assert pool[str(other.id)]["active"] is False
+    assert pool[str(mailbox.id)]["active"] is True
+
+    capped = send(
+        client, "PATCH", pool_url(campaign["id"], mailbox.id), {"maxSendsPerMailboxPerDay": 7}
+    )
+    assert capped.status_code == 200
+    assert CampaignMailbox.objects.get(mailbox=mailbox).max_sends_per_day == 7
+    cleared = send(
+        client, "PATCH", pool_url(campaign["id"], mailbox.id), {"maxSendsPerMailboxPerDay": None}
+    )
+    assert cleared.status_code == 200
+    assert CampaignMailbox.objects.get(mailbox=mailbox).max_sends_per_day is None
+    # Switching a mailbox off keeps its cap; a later PATCH of the pool keeps the switch.
+    assert CampaignMailbox.objects.get(mailbox=other).is_active is False
+
+
+def test_bad_values_and_foreign_mailboxes_are_refused(
+    client: Client, mailbox: Mailbox, tenant: Tenant, outsider: Tenant
+) -> None:
+    campaign = create(client, mailbox)
+    for body in (
+        {"maxSendsPerMailboxPerDay": 0},
+        {"maxSendsPerMailboxPerDay": 501},
+        {"active": None},
+        {"nope": 1},
+    ):
+        response = send(client, "PATCH", pool_url(campaign["id"], mailbox.id), body)
+        assert response.status_code == 400, body
+        assert error_code(response) == "validation_error"
+    not_in_pool = make_mailbox(tenant, "spare@acme.com")
+    assert (
+        error_code(
+            send(client, "PATCH", pool_url(campaign["id"], not_in_pool.id), {"active": False})
+        )
+        == "not_found"
+    )
+    outsiders = api_client(outsider.key(*POOL_WRITE_SCOPES))
+    assert (
+        send(
+            outsiders, "PATCH", pool_url(campaign["id"], mailbox.id), {"active": False}
+        ).status_code
+        == 404
+    )
+    read_only = api_client(tenant.key("campaigns:read"))
+    refused = send(read_only, "PATCH", pool_url(campaign["id"], mailbox.id), {"active": False})
+    assert refused.status_code == 403 and error_code(refused) == "insufficient_scope"
+    assert CampaignMailbox.objects.get(mailbox=mailbox).is_active is True
