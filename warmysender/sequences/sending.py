@@ -24,10 +24,13 @@ from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, NullIf
 
 from warmysender.audit.services import Actor, emit_event, record_audit
 from warmysender.email import rendering
 from warmysender.email.unsubscribe import unsubscribe_url
+from warmysender.lib.sql import hot_cursor, load
 from warmysender.mailboxes.models import Mailbox
 from warmysender.mailboxes.transports import SendResult, Transport, open_transport
 from warmysender.prospects.services import is_suppressed
@@ -113,6 +116,11 @@ def _unlock(mailbox_id: str) -> None:
         )
 
 
+# Reservations read per query: one select per batch instead of one per message. Whether each
+# may still go is checked again, in one statement, at the moment it is marked `sending`.
+FETCH_BATCH = 50
+
+
 def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, limit: int) -> int:
     mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
     if mailbox is None:
@@ -121,33 +129,42 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
     sent = 0
     try:
         while sent < limit:
-            now = clock()
-            prepared = prepare_next(mailbox, now)
-            if prepared is None:
+            batch = fetch_reserved(mailbox, FETCH_BATCH)
+            if not batch:
                 break
-            if transport is None:
-                transport = open_transport(mailbox)
-                refused = transport.connect()
-                if refused is not None:
-                    record_outcome(prepared, refused, now=clock(), rng=rng, started=False)
-                    if refused.outcome == "auth_failed":
+            stop = False
+            for action in batch:
+                now = clock()
+                prepared = prepare(action, mailbox, now)
+                if prepared is None:
+                    continue
+                if transport is None:
+                    transport = open_transport(mailbox)
+                    refused = transport.connect()
+                    if refused is not None:
+                        record_outcome(prepared, refused, now=clock(), rng=rng, started=False)
+                        # The mailbox is refused or backing off: the rest of its reservations
+                        # wait for it.
+                        stop = True
                         break
+                if not mark_sending(prepared, clock()):
+                    _settle_refused_mark(prepared, mailbox, clock())
+                    continue
+                result = transport.send(prepared.message, now=clock())
+                record_outcome(prepared, result, now=clock(), rng=rng, started=True)
+                if result.outcome == "sent":
+                    sent += 1
+                if result.outcome in ("unknown", "deferred", "auth_failed"):
+                    # The connection is in doubt or refused: start a fresh one next time.
                     transport.close()
                     transport = None
-                    # The mailbox is backing off; the rest of its reservations wait for it.
+                    if result.outcome != "unknown":
+                        stop = True
+                        break
+                if sent >= limit:
                     break
-            if not mark_sending(prepared, clock()):
-                continue
-            result = transport.send(prepared.message, now=clock())
-            record_outcome(prepared, result, now=clock(), rng=rng, started=True)
-            if result.outcome == "sent":
-                sent += 1
-            if result.outcome in ("unknown", "deferred", "auth_failed"):
-                # The connection is in doubt or refused: start a fresh one next time.
-                transport.close()
-                transport = None
-                if result.outcome != "unknown":
-                    break
+            if stop:
+                break
     finally:
         if transport is not None:
             transport.close()
@@ -181,37 +198,68 @@ def _release_leftovers_if_blocked(mailbox: Mailbox, now: datetime) -> None:
         )
 
 
-def prepare_next(mailbox: Mailbox, now: datetime) -> Prepared | None:
-    """The next reserved action of `mailbox`, rendered and ready; or None. Actions that must not
-    go (campaign paused, prospect suppressed, template broken) are settled here instead.
+def fetch_reserved(mailbox: Mailbox, limit: int) -> list[Action]:
+    """The oldest reserved actions of `mailbox`, with what rendering them needs."""
+    return list(
+        Action.objects.filter(mailbox=mailbox, state=ActionState.RESERVED)
+        .order_by("reserved_at", "id")
+        .select_related(
+            "step", "variant", "campaign", "workspace", "enrollment", "enrollment__prospect"
+        )[:limit]
+    )
 
-    No row locks: the mailbox's advisory lock keeps other senders away, `mark_sending` only
-    moves an action that is still `reserved` (a stop in between takes the reservation back), and
-    the outcome re-reads the enrollment under a lock before writing it."""
+
+def prepare(action: Action, mailbox: Mailbox, now: datetime) -> Prepared | None:
+    """Render `action`; None when its template cannot be rendered (the prospect is parked in
+    `pending_template_fix`). No row locks: the mailbox's advisory lock keeps other senders away
+    and `mark_sending` re-checks, at the last moment, that the send is still wanted."""
+    enrollment, campaign = action.enrollment, action.campaign
+    try:
+        message = build_message(action, enrollment, campaign, mailbox)
+    except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
+        with transaction.atomic():
+            if Action.objects.filter(pk=action.pk, state=ActionState.RESERVED).exists():
+                _park_for_template_fix(action, enrollment, campaign, str(exc), now)
+        return None
+    return Prepared(action, enrollment, campaign, mailbox, message)
+
+
+def prepare_next(mailbox: Mailbox, now: datetime) -> Prepared | None:
+    """The next reserved action of `mailbox` that may go, rendered; or None."""
     while True:
-        action = (
-            Action.objects.filter(mailbox=mailbox, state=ActionState.RESERVED)
-            .order_by("reserved_at", "id")
-            .select_related(
-                "step", "variant", "campaign", "workspace", "enrollment", "enrollment__prospect"
+        batch = fetch_reserved(mailbox, 1)
+        if not batch:
+            return None
+        with transaction.atomic():
+            settled = _settle_if_not_sendable(
+                batch[0], batch[0].enrollment, batch[0].campaign, mailbox, now
             )
+        if settled:
+            continue
+        prepared = prepare(batch[0], mailbox, now)
+        if prepared is not None:
+            return prepared
+
+
+def _settle_refused_mark(prepared: Prepared, mailbox: Mailbox, now: datetime) -> None:
+    """`mark_sending` found the send no longer wanted: settle it on fresh rows (or leave it,
+    when someone else already took the reservation)."""
+    with transaction.atomic():
+        action = (
+            Action.objects.select_for_update(of=("self",))
+            .select_related("campaign", "workspace")
+            .filter(pk=prepared.action.pk, state=ActionState.RESERVED)
             .first()
         )
         if action is None:
-            return None
-        enrollment = action.enrollment
-        campaign = action.campaign
-        with transaction.atomic():
-            settled = _settle_if_not_sendable(action, enrollment, campaign, mailbox, now)
-        if settled:
-            continue
-        try:
-            message = build_message(action, enrollment, campaign, mailbox)
-        except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
-            with transaction.atomic():
-                _park_for_template_fix(action, enrollment, campaign, str(exc), now)
-            continue
-        return Prepared(action, enrollment, campaign, mailbox, message)
+            return
+        enrollment = (
+            Enrollment.objects.select_for_update(of=("self",))
+            .select_related("prospect", "workspace")
+            .get(pk=action.enrollment_id)
+        )
+        mailbox.refresh_from_db(fields=["status", "sending_enabled"])
+        _settle_if_not_sendable(action, enrollment, action.campaign, mailbox, now)
 
 
 def _give_back(
@@ -359,22 +407,29 @@ def build_message(
 
 
 def mark_sending(prepared: Prepared, now: datetime) -> bool:
-    """Commit `sending` right before the SMTP transaction. False when the action is no longer
-    reserved (the watchdog or a person took it back meanwhile)."""
+    """Commit `sending` right before the SMTP transaction, if the send is still wanted (see
+    sql/mark_sending.sql). False otherwise: nothing was changed."""
     message = prepared.message
-    updated = Action.objects.filter(pk=prepared.action.pk, state=ActionState.RESERVED).update(
-        state=ActionState.SENDING,
-        sending_at=now,
-        message_id=message["Message-ID"],
-        subject=str(message["Subject"]),
-    )
-    return updated == 1
+    with hot_cursor() as cursor:
+        cursor.execute(
+            load("warmysender.sequences", "mark_sending"),
+            {
+                "id": prepared.action.pk,
+                "now": now,
+                "message_id": message["Message-ID"],
+                "subject": str(message["Subject"]),
+            },
+        )
+        return cursor.fetchone() is not None
 
 
 def record_outcome(
     prepared: Prepared, result: SendResult, *, now: datetime, rng: random.Random, started: bool
 ) -> None:
     action, campaign, mailbox = prepared.action, prepared.campaign, prepared.mailbox
+    if result.outcome == "sent":
+        _record_sent(prepared, result, now=now, rng=rng)
+        return
     with transaction.atomic():
         # Only the `sending` marker must be durable before the hand-over. If this outcome's
         # commit were lost in a database crash the action would read `sending` again and the
@@ -385,20 +440,6 @@ def record_outcome(
         enrollment = Enrollment.objects.select_for_update().get(pk=prepared.enrollment.pk)
         enrollment.prospect = prepared.enrollment.prospect
         enrollment.workspace = action.workspace
-        if result.outcome == "sent":
-            Action.objects.filter(pk=action.pk).update(
-                state=ActionState.SENT, finished_at=now, smtp_code=result.code or 250
-            )
-            _throttle_success(mailbox, now)
-            advance_after_send(
-                enrollment,
-                action,
-                now=now,
-                rng=rng,
-                message_id=prepared.message["Message-ID"],
-                subject=str(prepared.message["Subject"]),
-            )
-            return
         if result.outcome == "unknown":
             Action.objects.filter(pk=action.pk).update(
                 state=ActionState.UNKNOWN, finished_at=now, error=result.message[:2000]
@@ -465,6 +506,32 @@ def record_outcome(
         )
 
 
+def _record_sent(
+    prepared: Prepared, result: SendResult, *, now: datetime, rng: random.Random
+) -> None:
+    action = prepared.action
+    with transaction.atomic():
+        # Only the `sending` marker must be durable before the hand-over. If this commit were
+        # lost in a database crash the action would read `sending` again and the watchdog would
+        # make it `unknown` — never a second send — so it need not wait for the disk.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        Action.objects.filter(pk=action.pk).update(
+            state=ActionState.SENT, finished_at=now, smtp_code=result.code or 250
+        )
+        _throttle_success(prepared.mailbox, now)
+        enrollment = prepared.enrollment
+        enrollment.workspace = action.workspace
+        advance_after_send(
+            enrollment,
+            action,
+            now=now,
+            rng=rng,
+            message_id=prepared.message["Message-ID"],
+            subject=str(prepared.message["Subject"]),
+        )
+
+
 def advance_after_send(
     enrollment: Enrollment,
     action: Action,
@@ -475,21 +542,17 @@ def advance_after_send(
     subject: str = "",
 ) -> None:
     """The step went out: remember the thread, move to the next step (its delay plus jitter,
-    clamped into the window) or finish."""
+    clamped into the window) or finish. One guarded UPDATE: a prospect stopped meanwhile (a
+    reply, an unsubscribe) stays stopped."""
     info = campaign_info(enrollment.campaign_id)
     message_id = message_id or action.message_id
     subject = subject or action.subject
-    steps = info.steps
-    later = sorted(i for i in steps if i > action.step.step_index)
-    enrollment.last_message_id = message_id
-    if not enrollment.thread_subject:
-        enrollment.thread_subject = subject
-    enrollment.last_sent_at = now
-    enrollment.recovery_count = 0
+    step_index = action.step.step_index
+    later = sorted(i for i in info.steps if i > step_index)
     data = {
         "campaignId": str(enrollment.campaign_id),
         "prospectId": str(enrollment.prospect_id),
-        "stepIndex": action.step.step_index,
+        "stepIndex": step_index,
         "messageId": message_id,
         "mailboxId": str(action.mailbox_id) if action.mailbox_id else None,
     }
@@ -511,37 +574,55 @@ def advance_after_send(
         data=data,
         now=now,
     )
-    if not later:
-        enrollment.next_step_index = action.step.step_index + 1
-        set_enrollment_status(
-            enrollment,
-            EnrollmentStatus.COMPLETED,
-            actor=SENDER,
-            now=now,
-            reason="sequence finished",
+    fields: dict[str, Any] = {
+        "last_message_id": message_id,
+        "thread_subject": Coalesce(NullIf(F("thread_subject"), Value("")), Value(subject)),
+        "last_sent_at": now,
+        "recovery_count": 0,
+        "updated_at": now,
+    }
+    if later:
+        following = info.steps[later[0]]
+        when, reason = engine.next_step_at(
+            now,
+            timedelta(days=following.delay_days, hours=following.delay_hours),
+            info.window,
+            rng,
+            randomize=info.randomize,
+        )
+        fields.update(
+            status=EnrollmentStatus.PENDING,
+            next_step_index=following.step_index,
+            next_action_at=when,
+            wait_reason=(reason or f"step {following.step_index} due")[:255],
+        )
+    else:
+        fields.update(
+            status=EnrollmentStatus.COMPLETED,
+            next_step_index=step_index + 1,
             next_action_at=None,
             wait_reason="",
+            finished_at=now,
         )
-        return
-    following = steps[later[0]]
-    when, reason = engine.next_step_at(
-        now,
-        timedelta(days=following.delay_days, hours=following.delay_hours),
-        info.window,
-        rng,
-        randomize=info.randomize,
-    )
-    Enrollment.objects.filter(pk=enrollment.pk).update(
-        next_step_index=following.step_index,
-        next_action_at=when,
-        wait_reason=(reason or f"step {following.step_index} due")[:255],
-        status=EnrollmentStatus.PENDING,
-        last_message_id=enrollment.last_message_id,
-        thread_subject=enrollment.thread_subject,
-        last_sent_at=now,
-        recovery_count=0,
-        updated_at=now,
-    )
+    moved = Enrollment.objects.filter(
+        pk=enrollment.pk, status__in=[EnrollmentStatus.SENDING, EnrollmentStatus.NEEDS_REVIEW]
+    ).update(**fields)
+    if moved and not later:
+        record_audit(
+            workspace=enrollment.workspace,
+            actor=SENDER,
+            action="enrollment.status_changed",
+            object_type="enrollment",
+            object_id=str(enrollment.pk),
+            from_state=EnrollmentStatus.SENDING,
+            to_state=EnrollmentStatus.COMPLETED,
+            reason="sequence finished",
+            data={
+                "campaignId": str(enrollment.campaign_id),
+                "prospectId": str(enrollment.prospect_id),
+            },
+            now=now,
+        )
 
 
 # Campaign settings and steps, per process, for a few seconds: a send run reads them once per
