@@ -224,23 +224,6 @@ def prepare(action: Action, mailbox: Mailbox, now: datetime) -> Prepared | None:
     return Prepared(action, enrollment, campaign, mailbox, message)
 
 
-def prepare_next(mailbox: Mailbox, now: datetime) -> Prepared | None:
-    """The next reserved action of `mailbox` that may go, rendered; or None."""
-    while True:
-        batch = fetch_reserved(mailbox, 1)
-        if not batch:
-            return None
-        with transaction.atomic():
-            settled = _settle_if_not_sendable(
-                batch[0], batch[0].enrollment, batch[0].campaign, mailbox, now
-            )
-        if settled:
-            continue
-        prepared = prepare(batch[0], mailbox, now)
-        if prepared is not None:
-            return prepared
-
-
 def _settle_refused_mark(prepared: Prepared, mailbox: Mailbox, now: datetime) -> None:
     """`mark_sending` found the send no longer wanted: settle it on fresh rows (or leave it,
     when someone else already took the reservation)."""
