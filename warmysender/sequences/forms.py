@@ -21,7 +21,7 @@ from warmysender.mailboxes.models import HARD_DAILY_CAP, Mailbox
 from warmysender.mailboxes.services import valid_timezones
 from warmysender.prospects.models import ProspectList
 from warmysender.sequences.models import Campaign, Step
-from warmysender.sequences.services import MAX_STEPS, CampaignError, StepInput
+from warmysender.sequences.services import MAX_STEPS, SETTABLE, CampaignError, StepInput
 from warmysender.sequences.windows import WEEKDAY_NAMES
 
 # The services' field names (the API's) → the form field that shows their message.
@@ -461,21 +461,7 @@ class CampaignForm(forms.Form):
 
     def settings(self) -> dict[str, Any]:
         """The cleaned settings in the services' vocabulary (model field names)."""
-        keys = (
-            "daily_send_limit",
-            "timezone",
-            "schedule_days",
-            "window_start_hour",
-            "window_end_hour",
-            "randomize_within_window",
-            "min_minutes_between_sends",
-            "stop_on_reply",
-            "stop_on_bounce",
-            "track_opens",
-            "track_clicks",
-            "start_date",
-            "end_date",
-        )
+        keys = sorted(SETTABLE - {"name"})
         return {key: self.cleaned_data[key] for key in keys}
 
     def pool(self) -> list[tuple[uuid.UUID, int | None]]:
