@@ -812,7 +812,11 @@ def enroll(
         blocked = suppressed_among(workspace, [p.email for p in prospects.values()])
         window = window_of(campaign)
         first_due = clamp_to_window(now, window) or now
-        first_reason = describe_next(window, first_due) if first_due != now else ""
+        first_reason = (
+            describe_next(window, first_due)
+            if first_due != now
+            else "due; goes out at the next free sending slot of the campaign's mailboxes"
+        )
         for pid, prospect in prospects.items():
             if pid in existing and existing[pid] != EnrollmentStatus.UNENROLLED:
                 skipped[prospect.email] = "already enrolled"
