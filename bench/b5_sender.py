@@ -127,22 +127,33 @@ def reserve(mailbox_id: str, enrollment_ids: list[str], now: datetime) -> None:
     from django.db import transaction
 
     from warmysender.lib.sql import hot_cursor
-    from warmysender.sequences.models import Step, Variant
+    from warmysender.mailboxes.models import Mailbox
+    from warmysender.sequences.models import Enrollment, Step, Variant
     from warmysender.sequences.scheduler import _sql
 
     step = Step.objects.get(step_index=1)
     variant = Variant.objects.get(step=step, label="A")
+    mailbox = Mailbox.objects.get(pk=mailbox_id)
+    rows = list(
+        Enrollment.objects.filter(id__in=enrollment_ids).values_list("id", "prospect__email")
+    )
+    enrollment_ids = [str(e) for e, _ in rows]
+    n = len(rows)
     day = now.date().isoformat()
     with transaction.atomic(), hot_cursor() as cursor:
         cursor.execute(
             _sql("reserve_actions"),
             {
                 "now": now,
+                "workspace_ids": [mailbox.workspace_id] * n,
                 "enrollment_ids": enrollment_ids,
-                "step_ids": [step.id] * len(enrollment_ids),
-                "variant_ids": [variant.id] * len(enrollment_ids),
-                "mailbox_ids": [mailbox_id] * len(enrollment_ids),
-                "counters": [json.dumps([["mailbox", mailbox_id, day]])] * len(enrollment_ids),
+                "step_ids": [step.id] * n,
+                "campaign_ids": [step.campaign_id] * n,
+                "variant_ids": [variant.id] * n,
+                "mailbox_ids": [mailbox_id] * n,
+                "from_emails": [mailbox.email] * n,
+                "to_emails": [email for _, email in rows],
+                "counters": [json.dumps([["mailbox", mailbox_id, day]])] * n,
             },
         )
         cursor.execute(

@@ -101,6 +101,7 @@ class Due:
     step_index: int
     domain: str
     due_at: datetime
+    email: str = ""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from warmysender.sequences.windows import Window, clamp_to_window, describe_next
 
 # Blocks shorter than this are filtered at the claim instead of written to the enrollments.
 DEFER_AFTER = timedelta(minutes=10)
+SENDER_SWEEP_MINUTES = 5
 TICK_LOCK = 0x5753_5449  # "WSTI": the advisory lock key of the scheduler tick
 UTC = ZoneInfo("UTC")
 
@@ -300,7 +301,10 @@ def defer_blocked(state: TickState, now: datetime) -> int:
                 },
             )
             deferred += cursor.rowcount
-        if state.open_campaigns:
+        # Judging every pool mailbox costs the same whether anything is blocked or not, so the
+        # sender sweep runs every few minutes; in between the claim filters blocked senders
+        # anyway, the sweep only stores the reasons and keeps the due index short.
+        if state.open_campaigns and now.minute % SENDER_SWEEP_MINUTES == 0:
             cursor.execute(
                 _sql("defer_blocked_senders"),
                 {
@@ -352,7 +356,7 @@ def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
         locked = cursor.fetchall()
     due: list[Due] = []
     pools: dict[str, list[str]] = defaultdict(list)
-    for eid, cid, mid, step, domain, due_at in locked:
+    for eid, cid, mid, step, domain, due_at, email in locked:
         due.append(
             Due(
                 id=str(eid),
@@ -361,6 +365,7 @@ def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
                 step_index=step,
                 domain=domain or "",
                 due_at=due_at,
+                email=email,
             )
         )
         pool = pools[str(cid)]
@@ -462,6 +467,7 @@ def apply(
     from warmysender.sequences import services
 
     domains = {d.id: d.domain for d in due}
+    emails = {d.id: d.email for d in due}
     steps_of = {d.id: d.step_index for d in due}
     sends = [d for d in decisions if isinstance(d, Send)]
     waits = [d for d in decisions if isinstance(d, Wait)]
@@ -483,10 +489,14 @@ def apply(
                 _sql("reserve_actions"),
                 {
                     "now": now,
+                    "workspace_ids": [state.campaigns[s.campaign_id].workspace_id for s in sends],
                     "enrollment_ids": [s.enrollment_id for s in sends],
                     "step_ids": [s.step.id for s in sends],
+                    "campaign_ids": [s.campaign_id for s in sends],
                     "variant_ids": [s.variant_id for s in sends],
                     "mailbox_ids": [s.mailbox_id for s in sends],
+                    "from_emails": [state.mailboxes[s.mailbox_id].email for s in sends],
+                    "to_emails": [emails[s.enrollment_id] for s in sends],
                     "counters": [json.dumps(counters[s.enrollment_id]) for s in sends],
                 },
             )

@@ -2,7 +2,7 @@
 -- person's action that holds a row go on without waiting for the tick, and the reverse; a row
 -- that changed since step 1 simply drops out.
 SELECT e.id, e.campaign_id, e.mailbox_id, e.next_step_index,
-       lower(split_part(p.email, '@', 2)) AS domain, e.next_action_at
+       lower(split_part(p.email, '@', 2)) AS domain, e.next_action_at, p.email
 FROM sequences_enrollment e
 JOIN prospects_prospect p ON p.id = e.prospect_id
 WHERE e.id = ANY(%(ids)s) AND e.status = 'pending' AND e.next_action_at <= %(now)s
