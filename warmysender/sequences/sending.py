@@ -492,50 +492,73 @@ def record_outcome(
 def _record_sent(
     prepared: Prepared, result: SendResult, *, now: datetime, rng: random.Random
 ) -> None:
-    action = prepared.action
+    action, enrollment = prepared.action, prepared.enrollment
+    enrollment.workspace = action.workspace
+    message_id = prepared.message["Message-ID"]
+    subject = str(prepared.message["Subject"])
+    fields, completed = next_step_fields(enrollment.campaign_id, action.step.step_index, now, rng)
     with transaction.atomic():
-        # Only the `sending` marker must be durable before the hand-over. If this commit were
-        # lost in a database crash the action would read `sending` again and the watchdog would
-        # make it `unknown` — never a second send — so it need not wait for the disk.
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        Action.objects.filter(pk=action.pk).update(
-            state=ActionState.SENT, finished_at=now, smtp_code=result.code or 250
-        )
-        _throttle_success(prepared.mailbox, now)
-        enrollment = prepared.enrollment
-        enrollment.workspace = action.workspace
-        advance_after_send(
-            enrollment,
-            action,
-            now=now,
-            rng=rng,
-            message_id=prepared.message["Message-ID"],
-            subject=str(prepared.message["Subject"]),
-        )
+        with hot_cursor() as cursor:
+            cursor.execute(
+                load("warmysender.sequences", "record_sent"),
+                {
+                    **fields,
+                    "now": now,
+                    "code": result.code or 250,
+                    "action_id": action.pk,
+                    "mailbox_id": prepared.mailbox.pk,
+                    "enrollment_id": enrollment.pk,
+                    "message_id": message_id,
+                    "subject": subject,
+                },
+            )
+            row = cursor.fetchone()
+        paced, moved = (row[2], row[3]) if row else (0, 0)
+        if not paced:
+            # On the backoff ladder: this success counts toward clearing it.
+            _throttle_success(prepared.mailbox, now)
+        _record_sent_events(enrollment, action, now, message_id, completed=completed and moved > 0)
 
 
-def advance_after_send(
-    enrollment: Enrollment,
-    action: Action,
-    *,
-    now: datetime,
-    rng: random.Random,
-    message_id: str = "",
-    subject: str = "",
-) -> None:
-    """The step went out: remember the thread, move to the next step (its delay plus jitter,
-    clamped into the window) or finish. One guarded UPDATE: a prospect stopped meanwhile (a
-    reply, an unsubscribe) stays stopped."""
-    info = campaign_info(enrollment.campaign_id)
-    message_id = message_id or action.message_id
-    subject = subject or action.subject
-    step_index = action.step.step_index
+def next_step_fields(
+    campaign_id: Any, step_index: int, now: datetime, rng: random.Random
+) -> tuple[dict[str, Any], bool]:
+    """Where a prospect goes after step `step_index` went out at `now`: the next step's delay
+    plus jitter, clamped into the window — or the end of the sequence. (fields, completed)."""
+    info = campaign_info(campaign_id)
     later = sorted(i for i in info.steps if i > step_index)
+    if not later:
+        return {
+            "status": EnrollmentStatus.COMPLETED,
+            "next_step_index": step_index + 1,
+            "next_action_at": None,
+            "wait_reason": "",
+            "finished_at": now,
+        }, True
+    following = info.steps[later[0]]
+    when, reason = engine.next_step_at(
+        now,
+        timedelta(days=following.delay_days, hours=following.delay_hours),
+        info.window,
+        rng,
+        randomize=info.randomize,
+    )
+    return {
+        "status": EnrollmentStatus.PENDING,
+        "next_step_index": following.step_index,
+        "next_action_at": when,
+        "wait_reason": (reason or f"step {following.step_index} due")[:255],
+        "finished_at": None,
+    }, False
+
+
+def _record_sent_events(
+    enrollment: Enrollment, action: Action, now: datetime, message_id: str, *, completed: bool
+) -> None:
     data = {
         "campaignId": str(enrollment.campaign_id),
         "prospectId": str(enrollment.prospect_id),
-        "stepIndex": step_index,
+        "stepIndex": action.step.step_index,
         "messageId": message_id,
         "mailboxId": str(action.mailbox_id) if action.mailbox_id else None,
     }
@@ -557,40 +580,7 @@ def advance_after_send(
         data=data,
         now=now,
     )
-    fields: dict[str, Any] = {
-        "last_message_id": message_id,
-        "thread_subject": Coalesce(NullIf(F("thread_subject"), Value("")), Value(subject)),
-        "last_sent_at": now,
-        "recovery_count": 0,
-        "updated_at": now,
-    }
-    if later:
-        following = info.steps[later[0]]
-        when, reason = engine.next_step_at(
-            now,
-            timedelta(days=following.delay_days, hours=following.delay_hours),
-            info.window,
-            rng,
-            randomize=info.randomize,
-        )
-        fields.update(
-            status=EnrollmentStatus.PENDING,
-            next_step_index=following.step_index,
-            next_action_at=when,
-            wait_reason=(reason or f"step {following.step_index} due")[:255],
-        )
-    else:
-        fields.update(
-            status=EnrollmentStatus.COMPLETED,
-            next_step_index=step_index + 1,
-            next_action_at=None,
-            wait_reason="",
-            finished_at=now,
-        )
-    moved = Enrollment.objects.filter(
-        pk=enrollment.pk, status__in=[EnrollmentStatus.SENDING, EnrollmentStatus.NEEDS_REVIEW]
-    ).update(**fields)
-    if moved and not later:
+    if completed:
         record_audit(
             workspace=enrollment.workspace,
             actor=SENDER,
@@ -606,6 +596,33 @@ def advance_after_send(
             },
             now=now,
         )
+
+
+def advance_after_send(
+    enrollment: Enrollment,
+    action: Action,
+    *,
+    now: datetime,
+    rng: random.Random,
+    message_id: str = "",
+    subject: str = "",
+) -> None:
+    """The step went out (a person marked an unknown send as sent): remember the thread, move
+    to the next step or finish, with the same events as a send that went through."""
+    message_id = message_id or action.message_id
+    subject = subject or action.subject
+    fields, completed = next_step_fields(enrollment.campaign_id, action.step.step_index, now, rng)
+    moved = Enrollment.objects.filter(
+        pk=enrollment.pk, status__in=[EnrollmentStatus.SENDING, EnrollmentStatus.NEEDS_REVIEW]
+    ).update(
+        **fields,
+        last_message_id=message_id,
+        thread_subject=Coalesce(NullIf(F("thread_subject"), Value("")), Value(subject)),
+        last_sent_at=now,
+        recovery_count=0,
+        updated_at=now,
+    )
+    _record_sent_events(enrollment, action, now, message_id, completed=completed and moved > 0)
 
 
 # Campaign settings and steps, per process, for a few seconds: a send run reads them once per
