@@ -18,9 +18,11 @@ from warmysender.testing.smtp import TlsFiles
 @pytest.fixture(scope="session")
 def imap_server(smtp_tls_files: TlsFiles) -> Iterator[DovecotServer]:
     """One Dovecot for the session (IMAP with STARTTLS on `.port`, IMAPS on `.ssl_port`), with
-    the same certificate as the test SMTP servers. Skips where Dovecot is not installed
-    (scripts/test.sh installs it)."""
+    the same certificate as the test SMTP servers. Dovecot is a required test peer: without it
+    the IMAP tests fail rather than pass unseen (scripts/test.sh installs it)."""
     if not dovecot_available():
-        pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd)")
+        pytest.fail(
+            "Dovecot is not installed: run bash scripts/test.sh, or apt-get install dovecot-imapd"
+        )
     with DovecotServer(tls_files=smtp_tls_files) as server:
         yield server
