@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import re
 import uuid
-import zoneinfo
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
@@ -36,8 +34,13 @@ from warmysender.api.schemas import (
     Body,
     Email,
     PageFilters,
+    TimeZoneName,
     _reject_null,
     _storable,
+    time_zone_schema,
+)
+from warmysender.api.schemas import (
+    WHOLE_NUMBER as _whole,
 )
 from warmysender.email.merge_tags import BODY_OUTPUT_LIMIT, SUBJECT_OUTPUT_LIMIT
 from warmysender.sequences.models import (
@@ -58,8 +61,6 @@ VARIANT_LABELS = "BCDEFGHIJ"
 MAX_IDS = 1000
 MAX_MAILBOXES = 100
 MAX_LISTS = 100
-TIME_ZONES = sorted(zoneinfo.available_timezones())
-_TIME_ZONE_SET = frozenset(TIME_ZONES)
 
 CampaignStatusName = Literal[
     "draft", "scheduled", "running", "paused", "cooldown", "completed", "errored"
@@ -112,30 +113,7 @@ Timestamp = Annotated[
 ]
 
 
-def _integral(value: Any) -> Any:
-    # JSON Schema counts 18.0 as an integer, and so do many JSON encoders; true is not one.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-# After the bounds, so they stay on the integer and the document shows them as minimum/maximum.
-_whole = BeforeValidator(_integral)
-
-
-def _time_zone(value: str) -> str:
-    if value not in _TIME_ZONE_SET:
-        raise ValueError("must be an IANA time zone name such as Europe/Berlin")
-    return value
-
-
-TimeZone = Annotated[
-    StrictStr,
-    AfterValidator(_time_zone),
-    WithJsonSchema(
-        {"type": "string", "enum": TIME_ZONES, "description": "An IANA time zone name."}
-    ),
-]
+TimeZone = Annotated[TimeZoneName, time_zone_schema("An IANA time zone name.")]
 CampaignName = Annotated[StrictStr, Field(max_length=200, pattern=NOT_BLANK), _storable]
 Subject = Annotated[StrictStr, Field(max_length=SUBJECT_MAX, pattern=NO_NUL), _storable]
 BodyHtml = Annotated[StrictStr, Field(max_length=BODY_MAX, pattern=NO_NUL), _storable]

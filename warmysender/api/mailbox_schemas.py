@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -32,8 +31,13 @@ from warmysender.api.schemas import (
     Body,
     Email,
     PageFilters,
+    TimeZoneName,
     _reject_null,
     _storable,
+    time_zone_schema,
+)
+from warmysender.api.schemas import (
+    WHOLE_NUMBER as _integer,
 )
 from warmysender.mailboxes.models import HARD_DAILY_CAP, Mailbox
 from warmysender.mailboxes.presets import PRESET_PROVIDERS
@@ -45,7 +49,6 @@ from warmysender.mailboxes.services import (
     SIGNATURE_MAX,
     USERNAME_MAX,
     mailbox_passwords_or_empty,
-    valid_timezones,
 )
 
 # A control character anywhere. Said as "not this pattern" rather than `^[^…]*$`: JSON Schema
@@ -55,7 +58,6 @@ _CONTROL_RE = re.compile(_CONTROL)
 # Surrounding spaces/newlines are allowed (and stripped) so every regex dialect reads the
 # pattern the same way, trailing newline included.
 HOST_PATTERN = rf"^[ \t\n\r]*{HOST_CORE}[ \t\n\r]*$"
-TIME_ZONES = sorted(valid_timezones())
 
 Security = Literal["ssl", "starttls", "none"]
 Status = Literal["connected", "disconnected", "error"]
@@ -82,22 +84,6 @@ def _single_line(max_length: int, description: str) -> Any:
             "description": description,
         }
     )
-
-
-def _whole_number(value: Any) -> Any:
-    # JSON Schema's "integer" includes 706.0; strings and booleans stay errors (StrictInt).
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-_integer = BeforeValidator(_whole_number)
-
-
-def _time_zone(value: str) -> str:
-    if value not in valid_timezones():
-        raise ValueError("must be an IANA time zone name such as Europe/Berlin")
-    return value
 
 
 FromName = Annotated[
@@ -152,15 +138,7 @@ DailyLimit = Annotated[
 ]
 Signature = Annotated[StrictStr, Field(max_length=SIGNATURE_MAX, pattern=NO_NUL), _storable]
 TimeZone = Annotated[
-    StrictStr,
-    AfterValidator(_time_zone),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "enum": TIME_ZONES,
-            "description": "IANA time zone; the daily limit resets at its midnight.",
-        }
-    ),
+    TimeZoneName, time_zone_schema("IANA time zone; the daily limit resets at its midnight.")
 ]
 
 

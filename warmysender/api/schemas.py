@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+import zoneinfo
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -396,3 +398,36 @@ class SuppressionData(BaseModel):
 class SuppressionPage(BaseModel):
     data: list[SuppressionOut]
     nextCursor: str | None
+
+
+# --- shared field types ----------------------------------------------------------------------
+
+TIME_ZONES = sorted(zoneinfo.available_timezones())
+_TIME_ZONE_SET = frozenset(TIME_ZONES)
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 18.0 as an integer, and so do many JSON encoders; strings and booleans
+    # stay errors (StrictInt).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# After the bounds in an Annotated integer, so they stay on it and the document shows them as
+# minimum/maximum.
+WHOLE_NUMBER = BeforeValidator(_integral)
+
+
+def _time_zone(value: str) -> str:
+    if value not in _TIME_ZONE_SET:
+        raise ValueError("must be an IANA time zone name such as Europe/Berlin")
+    return value
+
+
+# An IANA zone name; users add the OpenAPI description (with TIME_ZONES as its enum).
+TimeZoneName = Annotated[StrictStr, AfterValidator(_time_zone)]
+
+
+def time_zone_schema(description: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "enum": TIME_ZONES, "description": description})
