@@ -60,6 +60,10 @@ INSTALLED_APPS = [
     "warmysender.prospects",
     "warmysender.mailboxes",
     "warmysender.sequences",
+    "warmysender.email",
+    "warmysender.inbox",
+    "warmysender.linkedin",
+    "warmysender.webhooks",
     "warmysender.api",
     "warmysender.web",
 ]

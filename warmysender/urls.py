@@ -11,5 +11,8 @@ urlpatterns = [
     path("", include("warmysender.sequences.urls")),
     path("", include("warmysender.mailboxes.urls")),
     path("", include("warmysender.email.urls")),
+    path("", include("warmysender.inbox.urls")),
+    path("", include("warmysender.linkedin.urls")),
+    path("", include("warmysender.webhooks.urls")),
     path("", include("warmysender.web.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Tracking hits, first-open/first-click events and custom tracking domains."""

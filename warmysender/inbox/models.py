@@ -1,0 +1,1 @@
+"""Inbound messages across channels and the IMAP sync state."""

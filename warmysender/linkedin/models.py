@@ -1,0 +1,1 @@
+"""LinkedIn accounts, their state machine, caps and ramps."""

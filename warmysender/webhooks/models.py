@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints and their deliveries."""
