@@ -13,8 +13,10 @@ from django.db import connection
 
 @cache
 def load(package: str, name: str) -> str:
-    """The text of `<package>/sql/<name>.sql`."""
-    return (resources.files(package) / "sql" / f"{name}.sql").read_text()
+    """The text of `<package>/sql/<name>.sql`, without its comment lines (they are for readers;
+    psycopg caches the conversion of short statements only, and a hot statement is sent often)."""
+    text = (resources.files(package) / "sql" / f"{name}.sql").read_text()
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
 
 
 def hot_cursor() -> psycopg.Cursor[Any]:

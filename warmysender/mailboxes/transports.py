@@ -32,6 +32,7 @@ import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.generator import BytesGenerator
@@ -45,7 +46,10 @@ from warmysender.mailboxes.models import Mailbox, MailboxKind, SandboxMessage, S
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["sent", "rejected", "deferred", "auth_failed", "unknown"]
+# "withdrawn": the caller's go-ahead said no after the server accepted the envelope; nothing was
+# handed over and the server was told to forget it (RSET).
+Outcome = Literal["sent", "rejected", "deferred", "auth_failed", "unknown", "withdrawn"]
+GoAhead = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,17 @@ class SendResult:
 
 
 class Transport(Protocol):
-    def send(self, message: email.message.EmailMessage, *, now: datetime) -> SendResult: ...
+    def send(
+        self,
+        message: email.message.EmailMessage,
+        *,
+        now: datetime,
+        go_ahead: GoAhead | None = None,
+    ) -> SendResult:
+        """Hand `message` over. `go_ahead`, when given, is asked once the envelope (MAIL, RCPT)
+        is accepted and before DATA: the caller can prepare the hand-over (commit `sending`)
+        while the server answers the envelope, and withdraw the message if it must not go."""
+        ...
 
     def connect(self) -> SendResult | None: ...
 
@@ -303,7 +317,13 @@ class SmtpTransport:
             return self._failure
         return None
 
-    def send(self, message: email.message.EmailMessage, *, now: datetime) -> SendResult:
+    def send(
+        self,
+        message: email.message.EmailMessage,
+        *,
+        now: datetime,
+        go_ahead: GoAhead | None = None,
+    ) -> SendResult:
         recipients = recipients_of(message)
         if not recipients:
             raise ValueError("the message has no To address")
@@ -311,7 +331,7 @@ class SmtpTransport:
             return self._failure
         reused = self._smtp is not None
         try:
-            return self._transaction(message, recipients)
+            return self._transaction(message, recipients, go_ahead)
         except _Disconnected as lost:
             if not reused:
                 return lost.result
@@ -319,12 +339,15 @@ class SmtpTransport:
         # before this one's MAIL was accepted: nothing of it was handed over, so one fresh
         # connection may try again.
         try:
-            return self._transaction(message, recipients)
+            return self._transaction(message, recipients, go_ahead)
         except _Disconnected as lost_again:
             return lost_again.result
 
     def _transaction(
-        self, message: email.message.EmailMessage, recipients: list[str]
+        self,
+        message: email.message.EmailMessage,
+        recipients: list[str],
+        go_ahead: GoAhead | None,
     ) -> SendResult:
         if self._smtp is None:
             try:
@@ -360,6 +383,10 @@ class SmtpTransport:
                 return SendResult("deferred", None, f"connection lost at RCPT: {exc}")
             if code not in (250, 251):
                 return self._refused(code, reply, stage=f"RCPT {recipient}")
+
+        if go_ahead is not None and not go_ahead():
+            self._reset()
+            return SendResult("withdrawn", None, "withdrawn before DATA")
 
         # DATA
         try:
@@ -400,16 +427,20 @@ class SmtpTransport:
         self._drop()
         return SendResult("unknown", code, f"unexpected reply after the message: {code} {text}")
 
+    def _reset(self) -> None:
+        """Forget the envelope so far (RSET); a connection that cannot even do that is dropped."""
+        assert self._smtp is not None
+        try:
+            self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
     def _refused(self, code: int, reply: bytes, *, stage: str) -> SendResult:
         """A refusal before the payload: nothing was handed over."""
-        assert self._smtp is not None
         if code == 421:
             self._drop()
         else:
-            try:
-                self._smtp.rset()
-            except (smtplib.SMTPException, OSError):
-                self._drop()
+            self._reset()
         outcome: Outcome = "rejected" if 500 <= code < 600 else "deferred"
         return SendResult(outcome, code, f"{stage}: {code} {reply_text(reply)}")
 
@@ -497,10 +528,18 @@ class SandboxTransport:
     def connect(self) -> SendResult | None:
         return None
 
-    def send(self, message: email.message.EmailMessage, *, now: datetime) -> SendResult:
+    def send(
+        self,
+        message: email.message.EmailMessage,
+        *,
+        now: datetime,
+        go_ahead: GoAhead | None = None,
+    ) -> SendResult:
         recipients = recipients_of(message)
         if not recipients:
             raise ValueError("the message has no To address")
+        if go_ahead is not None and not go_ahead():
+            return SendResult("withdrawn", None, "withdrawn before DATA")
         captured = SandboxMessage.objects.create(
             workspace_id=self.mailbox.workspace_id,
             mailbox=self.mailbox,

@@ -13,16 +13,20 @@ SMTP conversation per mailbox exists at any time, on any machine.
 from __future__ import annotations
 
 import email.policy
+import json
 import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
+from functools import partial
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
@@ -30,7 +34,7 @@ from django.db.models.functions import Coalesce, NullIf
 from warmysender.audit.services import Actor, emit_event, record_audit
 from warmysender.email import rendering
 from warmysender.email.unsubscribe import unsubscribe_url
-from warmysender.lib.sql import hot_cursor, load
+from warmysender.lib.sql import load
 from warmysender.mailboxes.models import Mailbox
 from warmysender.mailboxes.transports import SendResult, Transport, open_transport
 from warmysender.prospects.services import is_suppressed
@@ -62,6 +66,17 @@ class Prepared:
     campaign: Campaign
     mailbox: Mailbox
     message: EmailMessage
+    message_id: str
+    subject: str
+
+
+@dataclass
+class Delivered:
+    """A message the server accepted at `at`, whose outcome is yet to be recorded."""
+
+    prepared: Prepared
+    result: SendResult
+    at: datetime
 
 
 @dataclass
@@ -126,6 +141,14 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
     if mailbox is None:
         return 0
     transport: Transport | None = None
+    # The last message the server accepted, not yet recorded: its outcome travels with the
+    # next message's `sending` marker, one round trip for both.
+    unrecorded: Delivered | None = None
+    # That statement runs on this thread's database connection from a helper thread, while
+    # this one talks to the SMTP server; never both at once (each waits for the other).
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    statements = ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-record")
     sent = 0
     try:
         while sent < limit:
@@ -147,13 +170,24 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
                         # wait for it.
                         stop = True
                         break
-                if not mark_sending(prepared, clock()):
+                # The previous outcome and this `sending` marker commit while the server
+                # answers this message's envelope; DATA waits for the commit (the go-ahead).
+                params = record_params(unrecorded, mark=prepared, now=clock(), rng=rng)
+                recording = statements.submit(execute_record, raw_connection, params)
+                result = transport.send(
+                    prepared.message, now=clock(), go_ahead=partial(marked, recording)
+                )
+                delivered, unrecorded = unrecorded, None
+                after_record(delivered, recording.result())
+                if not marked(recording):
+                    # Not wanted any more (or someone else took it): nothing was handed over.
                     _settle_refused_mark(prepared, mailbox, clock())
                     continue
-                result = transport.send(prepared.message, now=clock())
-                record_outcome(prepared, result, now=clock(), rng=rng, started=True)
                 if result.outcome == "sent":
+                    unrecorded = Delivered(prepared, result, clock())
                     sent += 1
+                else:
+                    record_outcome(prepared, result, now=clock(), rng=rng, started=True)
                 if result.outcome in ("unknown", "deferred", "auth_failed"):
                     # The connection is in doubt or refused: start a fresh one next time.
                     transport.close()
@@ -166,6 +200,9 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
             if stop:
                 break
     finally:
+        statements.shutdown(wait=True)
+        if unrecorded is not None:
+            record_sent(unrecorded, mark=None, now=unrecorded.at, rng=rng)
         if transport is not None:
             transport.close()
         _release_leftovers_if_blocked(mailbox, clock())
@@ -221,7 +258,15 @@ def prepare(action: Action, mailbox: Mailbox, now: datetime) -> Prepared | None:
             if Action.objects.filter(pk=action.pk, state=ActionState.RESERVED).exists():
                 _park_for_template_fix(action, enrollment, campaign, str(exc), now)
         return None
-    return Prepared(action, enrollment, campaign, mailbox, message)
+    return Prepared(
+        action,
+        enrollment,
+        campaign,
+        mailbox,
+        message,
+        message_id=message["Message-ID"],
+        subject=str(message["Subject"]),
+    )
 
 
 def _settle_refused_mark(prepared: Prepared, mailbox: Mailbox, now: datetime) -> None:
@@ -370,16 +415,25 @@ def build_message(
     )
     message["To"] = enrollment.prospect.email
     message["Subject"] = subject
-    message["Date"] = format_datetime(action.reserved_at or action.created_at)
     domain = mailbox.email.rsplit("@", 1)[-1]
-    message["Message-ID"] = action.message_id or make_msgid(domain=domain)
+
+    def raw(name: str, value: str) -> None:
+        # ASCII headers go in as they are: parsing them into header objects costs more than
+        # the rest of the message. (The generator still folds a line that is too long.)
+        if value.isascii():
+            message.set_raw(name, value)
+        else:
+            message[name] = value
+
+    raw("Date", format_datetime(action.reserved_at or action.created_at))
+    raw("Message-ID", action.message_id or make_msgid(domain=domain))
     if threaded:
-        message["In-Reply-To"] = enrollment.last_message_id
-        message["References"] = enrollment.last_message_id
-    message["List-Unsubscribe"] = f"<{link}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        raw("In-Reply-To", enrollment.last_message_id)
+        raw("References", enrollment.last_message_id)
+    raw("List-Unsubscribe", f"<{link}>")
+    raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
     # Ties what a server received back to the action row (reply matching, the fault oracle).
-    message["X-WarmySender-Action"] = str(action.pk)
+    raw("X-WarmySender-Action", str(action.pk))
     text = f"{rendered.text}\n\n--\nUnsubscribe: {link}\n"
     html = (
         f'{rendered.html}<p style="font-size:12px;color:#888"><a href="{link}">Unsubscribe</a></p>'
@@ -389,29 +443,12 @@ def build_message(
     return message
 
 
-def mark_sending(prepared: Prepared, now: datetime) -> bool:
-    """Commit `sending` right before the SMTP transaction, if the send is still wanted (see
-    sql/mark_sending.sql). False otherwise: nothing was changed."""
-    message = prepared.message
-    with hot_cursor() as cursor:
-        cursor.execute(
-            load("warmysender.sequences", "mark_sending"),
-            {
-                "id": prepared.action.pk,
-                "now": now,
-                "message_id": message["Message-ID"],
-                "subject": str(message["Subject"]),
-            },
-        )
-        return cursor.fetchone() is not None
-
-
 def record_outcome(
     prepared: Prepared, result: SendResult, *, now: datetime, rng: random.Random, started: bool
 ) -> None:
     action, campaign, mailbox = prepared.action, prepared.campaign, prepared.mailbox
     if result.outcome == "sent":
-        _record_sent(prepared, result, now=now, rng=rng)
+        record_sent(Delivered(prepared, result, now), mark=None, now=now, rng=rng)
         return
     with transaction.atomic():
         # Only the `sending` marker must be durable before the hand-over. If this outcome's
@@ -489,35 +526,108 @@ def record_outcome(
         )
 
 
-def _record_sent(
-    prepared: Prepared, result: SendResult, *, now: datetime, rng: random.Random
-) -> None:
+def record_sent(
+    delivered: Delivered | None, *, mark: Prepared | None, now: datetime, rng: random.Random
+) -> bool:
+    """Record `delivered` (a message the server accepted) and commit `mark`'s `sending` marker if
+    that send is still wanted, in one statement (sql/record_sent.sql). Returns whether `mark`
+    was marked; when it was not, nothing of it changed and the caller looks at why."""
+    connection.ensure_connection()
+    row = execute_record(
+        connection.connection, record_params(delivered, mark=mark, now=now, rng=rng)
+    )
+    after_record(delivered, row)
+    return bool(row[7])
+
+
+def record_params(
+    delivered: Delivered | None, *, mark: Prepared | None, now: datetime, rng: random.Random
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "now": now,
+        "next_id": None,
+        "next_message_id": None,
+        "next_subject": None,
+        **_NOTHING_DELIVERED,
+    }
+    if mark is not None:
+        params.update(
+            next_id=mark.action.pk, next_message_id=mark.message_id, next_subject=mark.subject
+        )
+    if delivered is not None:
+        params.update(_delivered_params(delivered, rng))
+    return params
+
+
+def execute_record(raw_connection: Any, params: dict[str, Any]) -> tuple[Any, ...]:
+    """Run sql/record_sent.sql on `raw_connection` (psycopg, autocommit). Touches no ORM, so it
+    may run on a helper thread."""
+    with psycopg.Cursor(raw_connection) as cursor:
+        # Prepared: the same statement once per message, planned once per connection.
+        cursor.execute(load("warmysender.sequences", "record_sent"), params, prepare=True)
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def marked(recording: Future[tuple[Any, ...]]) -> bool:
+    """Whether the statement committed the `sending` marker (waits for it)."""
+    return bool(recording.result()[7])
+
+
+def after_record(delivered: Delivered | None, row: tuple[Any, ...]) -> None:
+    if delivered is not None and not row[2]:
+        # On the backoff ladder: this success counts toward clearing it.
+        with transaction.atomic():
+            _throttle_success(delivered.prepared.mailbox, delivered.at)
+
+
+_NOTHING_DELIVERED: dict[str, Any] = dict.fromkeys(
+    [
+        "action_id", "workspace_id", "mailbox_id", "enrollment_id", "code", "message_id",
+        "subject", "status", "next_step_index", "next_action_at", "wait_reason", "finished_at",
+        "data", "completed_data", "actor",
+    ]
+)  # fmt: skip
+
+
+def _delivered_params(delivered: Delivered, rng: random.Random) -> dict[str, Any]:
+    prepared, at = delivered.prepared, delivered.at
     action, enrollment = prepared.action, prepared.enrollment
-    enrollment.workspace = action.workspace
-    message_id = prepared.message["Message-ID"]
-    subject = str(prepared.message["Subject"])
-    fields, completed = next_step_fields(enrollment.campaign_id, action.step.step_index, now, rng)
-    with transaction.atomic():
-        with hot_cursor() as cursor:
-            cursor.execute(
-                load("warmysender.sequences", "record_sent"),
-                {
-                    **fields,
-                    "now": now,
-                    "code": result.code or 250,
-                    "action_id": action.pk,
-                    "mailbox_id": prepared.mailbox.pk,
-                    "enrollment_id": enrollment.pk,
-                    "message_id": message_id,
-                    "subject": subject,
-                },
-            )
-            row = cursor.fetchone()
-        paced, moved = (row[2], row[3]) if row else (0, 0)
-        if not paced:
-            # On the backoff ladder: this success counts toward clearing it.
-            _throttle_success(prepared.mailbox, now)
-        _record_sent_events(enrollment, action, now, message_id, completed=completed and moved > 0)
+    fields, _ = next_step_fields(enrollment.campaign_id, action.step.step_index, at, rng)
+    data, completed_data = _sent_event_data(enrollment, action, prepared.message_id)
+    return {
+        **fields,
+        "now": at,
+        "code": delivered.result.code or 250,
+        "action_id": action.pk,
+        "workspace_id": action.workspace_id,
+        "mailbox_id": prepared.mailbox.pk,
+        "enrollment_id": enrollment.pk,
+        "message_id": prepared.message_id,
+        "subject": prepared.subject,
+        "data": json.dumps(data),
+        "completed_data": json.dumps(completed_data),
+        "actor": SENDER.label,
+    }
+
+
+def _sent_event_data(
+    enrollment: Enrollment, action: Action, message_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `email.sent` payload (also the audit row's data) and the completion audit's data."""
+    sent = {
+        "campaignId": str(enrollment.campaign_id),
+        "prospectId": str(enrollment.prospect_id),
+        "stepIndex": action.step.step_index,
+        "messageId": message_id,
+        "mailboxId": str(action.mailbox_id) if action.mailbox_id else None,
+    }
+    completed = {
+        "campaignId": str(enrollment.campaign_id),
+        "prospectId": str(enrollment.prospect_id),
+    }
+    return sent, completed
 
 
 def next_step_fields(
@@ -555,13 +665,8 @@ def next_step_fields(
 def _record_sent_events(
     enrollment: Enrollment, action: Action, now: datetime, message_id: str, *, completed: bool
 ) -> None:
-    data = {
-        "campaignId": str(enrollment.campaign_id),
-        "prospectId": str(enrollment.prospect_id),
-        "stepIndex": action.step.step_index,
-        "messageId": message_id,
-        "mailboxId": str(action.mailbox_id) if action.mailbox_id else None,
-    }
+    """The events of sql/record_sent.sql, for a step a person marked as sent."""
+    data, completed_data = _sent_event_data(enrollment, action, message_id)
     emit_event(
         workspace=enrollment.workspace,
         type="email.sent",
@@ -590,10 +695,7 @@ def _record_sent_events(
             from_state=EnrollmentStatus.SENDING,
             to_state=EnrollmentStatus.COMPLETED,
             reason="sequence finished",
-            data={
-                "campaignId": str(enrollment.campaign_id),
-                "prospectId": str(enrollment.prospect_id),
-            },
+            data=completed_data,
             now=now,
         )
 

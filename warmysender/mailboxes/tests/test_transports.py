@@ -87,6 +87,49 @@ def test_one_connection_carries_several_messages(
     assert auth_server.logins == [(SENDER, True)]
 
 
+def test_a_withdrawn_message_is_asked_about_after_the_envelope_and_never_handed_over(
+    tenant: Tenant, smtp_server: SmtpServer
+) -> None:
+    asked: list[str] = []
+
+    def no() -> bool:
+        asked.append("asked")
+        return False
+
+    with open_transport(smtp_mailbox(tenant, smtp_server)) as transport:
+        withdrawn = transport.send(message(to="stopped@example.org"), now=NOW, go_ahead=no)
+        # The connection is clean for the next message (the envelope was reset).
+        after = transport.send(message(to="next@example.org"), now=NOW, go_ahead=lambda: True)
+
+    assert (withdrawn.outcome, after.outcome) == ("withdrawn", "sent")
+    assert asked == ["asked"]
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["next@example.org"]]
+
+
+def test_the_go_ahead_is_not_asked_when_the_envelope_is_refused(
+    tenant: Tenant, smtp_server: SmtpServer
+) -> None:
+    smtp_server.behave("gone@example.org", "550 5.1.1 <gone@example.org>: User unknown")
+    asked: list[str] = []
+    with open_transport(smtp_mailbox(tenant, smtp_server)) as transport:
+        result = transport.send(
+            message(to="gone@example.org"), now=NOW, go_ahead=lambda: not asked.append("x")
+        )
+
+    assert result.outcome == "rejected"
+    assert asked == []
+    assert smtp_server.messages == []
+
+
+def test_the_sandbox_asks_for_the_go_ahead_too(tenant: Tenant) -> None:
+    mailbox = make_mailbox(tenant, kind="sandbox")
+    with open_transport(mailbox) as transport:
+        result = transport.send(message(), now=NOW, go_ahead=lambda: False)
+
+    assert result.outcome == "withdrawn"
+    assert not SandboxMessage.objects.filter(mailbox=mailbox).exists()
+
+
 def test_a_refused_recipient_does_not_spoil_the_next_message_on_the_connection(
     tenant: Tenant, smtp_server: SmtpServer
 ) -> None:
