@@ -50,6 +50,7 @@ class MailboxSlot:
     domain_counts: dict[str, int] = field(default_factory=dict)
     why_unusable: str = ""
     used_this_tick: bool = False
+    daily_limit: int = 0  # min(daily limit, hard cap), for what `limit.hit` reports
 
     def blocker(self, now: datetime, domain: str) -> tuple[datetime, str] | None:
         """None when the mailbox can send to `domain` now; else when it could, and why not."""

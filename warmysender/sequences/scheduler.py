@@ -402,6 +402,7 @@ def _load_slots(state: TickState, pools: dict[str, list[str]], now: datetime) ->
                 zone=zone,
                 usable=True,  # the claim returned only mailboxes that can send now
                 remaining=min(limit, caps.HARD_DAILY_CAP) - (day_count if today else 0),
+                daily_limit=min(limit, caps.HARD_DAILY_CAP),
                 ready_at=None,
                 domain_limit=settings.RECIPIENT_DOMAIN_DAILY_LIMIT,
                 domain_counts=_json_object(domain_counts) if today else {},
@@ -532,6 +533,7 @@ def apply(
                 },
             )
             _advance_pacers(cursor, granted, state, now, rng, domains)
+            _record_limits_hit(granted, state, now, domains)
             report.reserved += len(granted)
             report.mailboxes.update(s.mailbox_id for s in granted)
             for s in refused:
@@ -559,6 +561,55 @@ def apply(
     for f in finishes:
         services.finish_enrollment(f.enrollment_id, now=now)
     report.finished += len(finishes)
+
+
+def _record_limits_hit(
+    granted: list[Send], state: TickState, now: datetime, domains: dict[str, str]
+) -> None:
+    """`limit.hit` for each mailbox whose reservation took its last slot of the day, and for
+    each recipient domain that reached its daily limit on a mailbox: once per limit type per
+    identifier per (the mailbox's local) day, by the event's dedup key."""
+    from warmysender.audit.services import emit_event
+
+    workspaces: dict[str, Workspace] = {}
+    for s in granted:
+        slot = state.mailboxes[s.mailbox_id]
+        domain = domains[s.enrollment_id]
+        day = caps.local_day(now, slot.zone).isoformat()
+        hits: list[tuple[str, str, int, int, dict[str, str]]] = []
+        if slot.remaining <= 0:
+            limit = slot.daily_limit
+            hits.append(("daily_mailbox", s.mailbox_id, limit - slot.remaining, limit, {}))
+        used = slot.domain_counts.get(domain, 0)
+        if domain and used >= slot.domain_limit:
+            hits.append(
+                (
+                    "daily_domain",
+                    f"{s.mailbox_id}:{domain}",
+                    used,
+                    slot.domain_limit,
+                    {"domain": domain},
+                )
+            )
+        for limit_type, identifier, current, limit, extra in hits:
+            wid = state.campaigns[s.campaign_id].workspace_id
+            if wid not in workspaces:
+                workspaces[wid] = Workspace.objects.get(pk=wid)
+            emit_event(
+                workspace=workspaces[wid],
+                type="limit.hit",
+                data={
+                    "limitType": limit_type,
+                    "mailboxId": s.mailbox_id,
+                    "campaignId": s.campaign_id,
+                    "currentValue": current,
+                    "limitValue": limit,
+                    "hitAt": now.isoformat().replace("+00:00", "Z"),
+                    **extra,
+                },
+                now=now,
+                dedup_key=f"limit.hit:{limit_type}:{identifier}:{day}",
+            )
 
 
 # Scopes counted on the mailbox's throttle row rather than in SendCounter.

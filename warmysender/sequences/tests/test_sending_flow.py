@@ -136,10 +136,36 @@ def test_caps_hold_and_waiting_work_says_why(tenant: Tenant, smtp_server: SmtpSe
     for e in waiting:
         assert e.wait_reason == "daily cap reached on sales@acme.com"
         assert e.next_action_at >= midnight
-    # The next day the rest goes, still at most three.
+    # The cap was hit once that day, and said so once (limit.hit), however many ticks saw it.
+    [hit] = DomainEvent.objects.filter(workspace=tenant.workspace, type="limit.hit")
+    assert hit.data["limitType"] == "daily_mailbox"
+    assert hit.data["mailboxId"] == str(mailbox.id)
+    assert hit.data["campaignId"] == str(campaign.id)
+    assert (hit.data["currentValue"], hit.data["limitValue"]) == (3, 3)
+    # The next day the rest goes, still at most three; a new day, a new limit.hit.
     for minute in range(0, 60, 6):
         drive(midnight + timedelta(hours=9, minutes=minute))
     assert len(smtp_server.messages) == 6
+    assert DomainEvent.objects.filter(workspace=tenant.workspace, type="limit.hit").count() == 2
+
+
+def test_a_recipient_domain_limit_is_reported_once_a_day(
+    tenant: Tenant, smtp_server: SmtpServer, settings: object
+) -> None:
+    settings.RECIPIENT_DOMAIN_DAILY_LIMIT = 2  # type: ignore[attr-defined]
+    mailbox = smtp_mailbox(tenant, smtp_server, "sales@acme.com", T0, dailyLimit=50)
+    people = [prospect(tenant, f"p{i}@bigcorp.com") for i in range(4)]
+    campaign = make_campaign(tenant, [mailbox], TWO_STEPS[:1], T0)
+    services.enroll(campaign=campaign, prospect_ids=[p.id for p in people], actor=ACTOR, now=T0)
+    services.start_campaign(campaign=campaign, actor=ACTOR, now=T0)
+    for minute in range(0, 120, 6):
+        drive(T0 + timedelta(minutes=minute))
+
+    assert len(smtp_server.messages) == 2
+    [hit] = DomainEvent.objects.filter(workspace=tenant.workspace, type="limit.hit")
+    assert hit.data["limitType"] == "daily_domain"
+    assert hit.data["domain"] == "bigcorp.com"
+    assert (hit.data["currentValue"], hit.data["limitValue"]) == (2, 2)
 
 
 def test_the_window_defers_work_with_the_next_opening(tenant: Tenant) -> None:
