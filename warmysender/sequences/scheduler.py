@@ -102,6 +102,11 @@ def run_tick(
             if not cursor.fetchone()[0]:
                 report.skipped = True
                 return report
+            # The tick's commit need not wait for the disk. Were it lost in a database crash,
+            # its reservations would vanish before anything was sent on them: a sender commits
+            # `sending` durably before each hand-over, and that flush carries every earlier
+            # commit in the log — the reservation included. Work lost unsent is claimed again.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
         from warmysender.sequences import services
 
         services.start_due_scheduled_campaigns(now)
@@ -335,21 +340,16 @@ def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
                 "hard_cap": caps.HARD_DAILY_CAP,
                 "open_campaigns": state.open_campaigns,
                 "scan_limit": limit * 4,
+                "limit": limit,
             },
         )
-        rows = cursor.fetchall()
-        slots: dict[Any, tuple[int, list[Any]]] = {}
-        candidates: list[tuple[datetime, Any]] = []
-        for kind, cid, _, _, rank, _, mailboxes in rows:
+        slots: dict[str, tuple[int, list[str]]] = {}
+        chosen: list[str] = []
+        for kind, key, ready, mailboxes in cursor.fetchall():
             if kind == "slot":
-                slots[cid] = (rank, mailboxes)
-        for kind, cid, eid, mid, rank, due_at, _ in rows:
-            # One new send per ready mailbox: the first due row of an assigned mailbox, and as
-            # many unassigned rows of a campaign as it has ready mailboxes.
-            if kind == "due" and (rank == 1 if mid is not None else rank <= slots[cid][0]):
-                candidates.append((due_at, eid))
-        candidates.sort(key=lambda c: c[0])
-        chosen = [eid for _, eid in candidates[:limit]]
+                slots[key] = (ready, mailboxes)
+            else:
+                chosen.append(key)
         if not chosen:
             return []
         cursor.execute(_sql("lock_claimed"), {"ids": chosen, "now": now})
@@ -359,19 +359,19 @@ def claim(state: TickState, now: datetime, limit: int) -> list[Due]:
     for eid, cid, mid, step, domain, due_at, email in locked:
         due.append(
             Due(
-                id=str(eid),
-                campaign_id=str(cid),
-                mailbox_id=str(mid) if mid else None,
+                id=eid,
+                campaign_id=cid,
+                mailbox_id=mid,
                 step_index=step,
                 domain=domain or "",
                 due_at=due_at,
                 email=email,
             )
         )
-        pool = pools[str(cid)]
+        pool = pools[cid]
         for m in [mid] if mid else slots[cid][1]:
-            if str(m) not in pool:
-                pool.append(str(m))
+            if m not in pool:
+                pool.append(m)
     _load_slots(state, pools, now)
     return due
 

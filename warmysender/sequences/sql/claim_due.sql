@@ -2,10 +2,11 @@
 -- send now, oldest first, and the ready mailboxes of each campaign. Work that waits long on its
 -- senders was pushed later before this runs (defer_blocked_senders.sql) and work waiting
 -- minutes for a paced mailbox is filtered here, so neither fills the LIMIT and starves the
--- others. Two kinds of rows come back (the caller cuts candidates to what the ready mailboxes
--- can take, then locks them with lock_claimed.sql):
+-- others. Two kinds of rows come back (the caller locks the chosen ones with lock_claimed.sql):
 --   'slot': a campaign, how many of its mailboxes are ready, and those, least recently used first
---   'due':  a candidate enrollment and its rank among the due work of its sender
+--   'due':  a chosen enrollment: one new send per ready mailbox — the first due row of an
+--           assigned mailbox, and as many unassigned rows of a campaign as it has ready
+--           mailboxes — oldest first, at most %(limit)s
 WITH senders AS (
 %(sender_state)s
 ), ready AS (
@@ -25,12 +26,20 @@ WITH senders AS (
          OR (e.campaign_id, e.mailbox_id) IN (SELECT campaign_id, mailbox_id FROM ready))
   ORDER BY e.next_action_at
   LIMIT %(scan_limit)s
+), ranked AS (
+  SELECT id, campaign_id, mailbox_id, next_action_at,
+         row_number() OVER (PARTITION BY coalesce(mailbox_id, campaign_id)
+                            ORDER BY next_action_at, id) AS rank
+  FROM scan
+), chosen AS (
+  SELECT r.id
+  FROM ranked r LEFT JOIN slots s ON s.campaign_id = r.campaign_id
+  WHERE (r.mailbox_id IS NOT NULL AND r.rank = 1) OR (r.mailbox_id IS NULL AND r.rank <= s.n)
+  ORDER BY r.next_action_at
+  LIMIT %(limit)s
 )
-SELECT 'slot' AS kind, campaign_id, NULL::uuid AS id, NULL::uuid AS mailbox_id, n AS rank,
-       NULL::timestamptz AS next_action_at, mailboxes
+SELECT 'slot' AS kind, campaign_id::text, n AS ready, mailboxes::text[] AS mailboxes
 FROM slots
 UNION ALL
-SELECT 'due', campaign_id, id, mailbox_id,
-       row_number() OVER (PARTITION BY coalesce(mailbox_id, campaign_id) ORDER BY next_action_at, id),
-       next_action_at, NULL
-FROM scan
+SELECT 'due', id::text, NULL, NULL
+FROM chosen
