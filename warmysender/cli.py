@@ -271,6 +271,35 @@ def _stop_children(children: Sequence[subprocess.Popen[bytes]] | Any) -> None:
             child.wait()
 
 
+def cmd_unipile_sim(args: argparse.Namespace) -> int:
+    """The bundled Unipile simulator in the foreground; needs no database."""
+    import secrets
+
+    from warmysender.linkedin.simulator import server
+
+    api_key = (
+        args.api_key or os.environ.get("UNIPILE_API_KEY") or "sim-" + secrets.token_urlsafe(18)
+    )
+    headers: dict[str, str] = {}
+    for header in args.webhook_header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            _err(f"--webhook-header must look like 'Name: value', got {header!r}")
+            return 2
+        headers[name.strip()] = value.strip()
+    _err(f"Unipile simulator at UNIPILE_DSN=http://{args.host}:{args.port}  (Ctrl-C to stop)")
+    _err(f"API key: {api_key}")
+    server.run(
+        host=args.host,
+        port=args.port,
+        api_key=api_key,
+        webhook_url=args.webhook_url,
+        webhook_headers=headers,
+        state_file=args.state_file,
+    )
+    return 0
+
+
 def cmd_manage(args: argparse.Namespace) -> int:
     with database(args.home):
         _setup_django()
@@ -328,6 +357,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scopes", required=True, help="comma-separated, e.g. prospects:read")
     p.add_argument("--name", default=None)
     p.set_defaults(func=cmd_createkey)
+
+    p = sub.add_parser("unipile-sim", help="run the bundled Unipile simulator (no database)")
+    p.add_argument("--host", default=DEFAULT_HOST)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument(
+        "--api-key", default=None, help="X-API-KEY to accept (default $UNIPILE_API_KEY or random)"
+    )
+    p.add_argument(
+        "--webhook-url", default=None, help="where to POST account, message and relation webhooks"
+    )
+    p.add_argument(
+        "--webhook-header",
+        action="append",
+        default=[],
+        help="'Name: value' sent with every webhook (repeatable), e.g. the intake's secret header",
+    )
+    p.add_argument(
+        "--state-file", type=Path, default=None, help="keep the simulated world in this file"
+    )
+    p.set_defaults(func=cmd_unipile_sim)
 
     p = command("manage", "run any Django management command")
     p.add_argument("rest", nargs=argparse.REMAINDER)

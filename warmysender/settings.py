@@ -179,6 +179,9 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 INVITATION_MAX_AGE_DAYS = 7
 LOGIN_LOCKOUT_FAILURES = 5
 LOGIN_LOCKOUT_MINUTES = 15
+# Webhook deliveries refuse private, loopback and link-local addresses; `on` allows loopback
+# (127.0.0.0/8, ::1, localhost) for local development and tests.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", False)
 # Mailbox passwords are stored encrypted with these keys (the first encrypts; see lib/crypto.py).
 CREDENTIALS_KEYS = keys_from_environment(HOME)
 # An extra CA bundle trusted for SMTP and IMAP connections (a private CA or a self-signed server
