@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from warmysender.email.scanners import parse_networks
 from warmysender.lib import embedded_pg
 from warmysender.lib.crypto import keys_from_environment
 from warmysender.lib.env import (
@@ -189,6 +191,21 @@ CREDENTIALS_KEYS = keys_from_environment(HOME)
 SMTP_CA_FILE = env_str("SMTP_CA_FILE")
 if SMTP_CA_FILE and not Path(SMTP_CA_FILE).is_file():
     raise ImproperlyConfigured(f"SMTP_CA_FILE: {SMTP_CA_FILE} is not a readable file")
+
+# Open and click tracking (docs/tracking.md).
+TRACKING_CNAME_TARGET = env_str("TRACKING_CNAME_TARGET", urlsplit(SITE_URL).hostname or "localhost")
+TRACKING_DOMAIN_SCHEME = env_choice(
+    "TRACKING_DOMAIN_SCHEME",
+    "https" if SITE_URL.startswith("https://") else "http",
+    ("http", "https"),
+)
+TRACKING_SCANNER_SECONDS = env_int("TRACKING_SCANNER_SECONDS", 30, minimum=0)
+try:
+    TRACKING_EXTRA_SCANNER_NETWORKS = parse_networks(env_str("TRACKING_EXTRA_SCANNER_NETWORKS"))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRACKING_EXTRA_SCANNER_NETWORKS: {exc}") from None
+# "host" or "host:port" of the DNS server that checks tracking-domain CNAMEs; unset: the system's.
+TRACKING_DNS_SERVER = env_str("TRACKING_DNS_SERVER")
 
 LOGGING = {
     "version": 1,

@@ -46,7 +46,7 @@ def unsubscribe(enrollment: Any, *, now: datetime, one_click: bool) -> bool:
     False when the prospect was already unsubscribed (the link works any number of times)."""
     from warmysender.prospects.services import add_suppression
     from warmysender.sequences.models import EnrollmentStatus
-    from warmysender.sequences.services import stop_enrollments_for_prospect
+    from warmysender.sequences.services import log_event, stop_enrollments_for_prospect
 
     actor = Actor.system("unsubscribe link")
     prospect: Prospect = enrollment.prospect
@@ -68,16 +68,29 @@ def unsubscribe(enrollment: Any, *, now: datetime, one_click: bool) -> bool:
             actor=actor,
             now=now,
         )
-        emit_event(
+        # Spec §15: once per prospect per campaign, ever.
+        first = emit_event(
             workspace=enrollment.workspace,
             type="email.unsubscribed",
             data={
                 "prospectId": str(prospect.pk),
+                "prospectEmail": prospect.email,
                 "email": prospect.email,
                 "campaignId": str(enrollment.campaign_id),
+                "unsubscribedAt": now.isoformat(),
                 "oneClick": one_click,
             },
             now=now,
-            dedup_key=f"email.unsubscribed:{prospect.pk}",
+            dedup_key=f"email.unsubscribed:{enrollment.campaign_id}:{prospect.pk}",
         )
+        if first:
+            log_event(
+                enrollment.campaign,
+                "unsubscribed",
+                f"{prospect.email} unsubscribed"
+                + (" (one-click, from the mail app)" if one_click else " (unsubscribe page)"),
+                now=now,
+                reason="one_click" if one_click else "link",
+                data={"prospectId": str(prospect.pk), "enrollmentId": str(enrollment.pk)},
+            )
     return created

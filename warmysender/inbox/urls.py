@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from warmysender.inbox import views
+
+urlpatterns = [
+    path("prospects/<uuid:pk>/thread/", views.thread, name="prospect-thread"),
+]

@@ -76,6 +76,10 @@ class Campaign(TenantModel):
     stop_on_bounce = models.BooleanField(default=True)
     track_opens = models.BooleanField(default=True)
     track_clicks = models.BooleanField(default=True)
+    # A verified custom domain for open and click links; none: links use SITE_URL.
+    tracking_domain = models.ForeignKey(
+        "email.TrackingDomain", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     start_date = models.DateTimeField(null=True, blank=True)
     end_date = models.DateTimeField(null=True, blank=True)
     cooldown_until = models.DateTimeField(null=True, blank=True)

@@ -32,7 +32,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from warmysender.audit.services import Actor, emit_event, record_audit
-from warmysender.email import rendering
+from warmysender.email import rendering, tracking
 from warmysender.email.unsubscribe import unsubscribe_url
 from warmysender.lib.sql import load
 from warmysender.mailboxes.models import Mailbox
@@ -436,7 +436,9 @@ def build_message(
     raw("X-WarmySender-Action", str(action.pk))
     text = f"{rendered.text}\n\n--\nUnsubscribe: {link}\n"
     html = (
-        f'{rendered.html}<p style="font-size:12px;color:#888"><a href="{link}">Unsubscribe</a></p>'
+        # Tracking rewrites the body only: the unsubscribe link added after it stays as it is.
+        f"{tracking.instrument(rendered.html, action=action, campaign=campaign)}"
+        f'<p style="font-size:12px;color:#888"><a href="{link}">Unsubscribe</a></p>'
     )
     message.set_content(text)
     message.add_alternative(html, subtype="html")

@@ -1279,3 +1279,31 @@ def preview_campaign(
             thread_subject = first.subject
         previews.append(StepPreview(step=step, variants=variants))
     return previews
+
+
+# --- inbound mail (replies, bounces, complaints found by the IMAP sync) -----------------------
+
+
+def stop_enrollment(
+    enrollment: Enrollment, *, status: str, reason: str, actor: Actor, now: datetime
+) -> bool:
+    """Stop one active enrollment (a reply or bounce in its campaign): reservations not yet
+    handed over are given back. False when it was no longer active."""
+    with transaction.atomic():
+        enrollment = (
+            Enrollment.objects.select_for_update().select_related("workspace").get(pk=enrollment.pk)
+        )
+        if enrollment.status not in ACTIVE_ENROLLMENT:
+            return False
+        for action in Action.objects.filter(enrollment=enrollment, state=ActionState.RESERVED):
+            release_action(action, now=now, error=reason)
+        set_enrollment_status(
+            enrollment,
+            status,
+            actor=actor,
+            now=now,
+            reason=reason,
+            wait_reason="",
+            next_action_at=None,
+        )
+    return True

@@ -29,6 +29,7 @@ from warmysender.accounts.models import Role
 from warmysender.accounts.quotas import SubscriptionInactive, plan_state
 from warmysender.accounts.tenancy import get_in_workspace
 from warmysender.audit.services import Actor
+from warmysender.email.models import TrackingDomain
 from warmysender.mailboxes.models import Mailbox, MailboxStatus
 from warmysender.prospects.models import Prospect, ProspectList
 from warmysender.prospects.views import Page, keyset_page
@@ -256,20 +257,15 @@ def _rate(count: int, sent: int) -> float:
 
 
 def campaign_stats(campaign: Campaign) -> dict[str, Any]:
-    """All-time numbers since creation. Opens, clicks, replies and bounces are not recorded
-    yet, so they stay 0 (as in the API)."""
-    sent = Action.objects.filter(campaign=campaign, state=ActionState.SENT).count()
-    opens = clicks = replies = bounces = 0
+    """All-time numbers since creation, per step and variant too (warmysender/email/stats.py):
+    scanner hits left out, rates at most 100 %."""
+    from warmysender.email.stats import campaign_stats as tracked_stats
+
+    tracked = tracked_stats(campaign)
     return {
-        "sent": sent,
-        "opens": opens,
-        "clicks": clicks,
-        "replies": replies,
-        "bounces": bounces,
-        "open_rate": _rate(opens, sent),
-        "click_rate": _rate(clicks, sent),
-        "reply_rate": _rate(replies, sent),
-        "bounce_rate": _rate(bounces, sent),
+        **tracked.counts.as_dict(),
+        "steps": tracked.steps,
+        "scanner_hits": tracked.scanner_hits,
     }
 
 
@@ -401,6 +397,9 @@ def _detail_context(
         "checklist": sending_checklist(campaign, now),
         "next_send": next_send,
         "launch_problem": launch_problem,
+        "tracking_domains": TrackingDomain.objects.filter(
+            workspace=request.workspace, verified_at__isnull=False
+        ),
         "can_manage": _can_manage(request),
         "can_edit": campaign.status in EDITABLE,
         "can_start": campaign.status in STARTABLE,
