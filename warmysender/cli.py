@@ -211,6 +211,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from django.db import connections
 
         connections.close_all()
+        url = f"http://{args.host}:{args.port}"
+        simulator = _start_linkedin_simulator(url)
         base = [sys.executable, "-m", "warmysender.cli"]
         children = {
             "web": subprocess.Popen(
@@ -227,7 +229,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        url = f"http://{args.host}:{args.port}"
         announced = False
         exit_code = 0
         try:
@@ -244,8 +245,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 time.sleep(0.3)
         finally:
             _stop_children(children.values())
+            if simulator is not None:
+                simulator.stop()
         _err("stopped.")
     return exit_code
+
+
+def _start_linkedin_simulator(site_url: str) -> Any:
+    """With LINKEDIN_BACKEND=simulator (and no UNIPILE_DSN of its own), the bundled Unipile
+    simulator runs in this process for the web server and the worker, which inherit its address,
+    key and webhook secret; its accounts are kept under the home directory."""
+    from django.conf import settings
+
+    if settings.LINKEDIN_BACKEND != "simulator" or os.environ.get("UNIPILE_DSN"):
+        return None
+    from warmysender.lib.env import warmysender_home
+    from warmysender.linkedin.backend import start_embedded_simulator
+
+    simulator = start_embedded_simulator(
+        site_url, os.environ, state_file=warmysender_home() / "unipile-sim.state"
+    )
+    _err(f"LinkedIn: the bundled Unipile simulator answers at {simulator.base_url}")
+    return simulator
 
 
 def _healthy(url: str) -> bool:

@@ -207,6 +207,15 @@ except ValueError as exc:
 # "host" or "host:port" of the DNS server that checks tracking-domain CNAMEs; unset: the system's.
 TRACKING_DNS_SERVER = env_str("TRACKING_DNS_SERVER")
 
+# LinkedIn through Unipile (docs/linkedin.md). `simulator` talks to the bundled Unipile simulator.
+LINKEDIN_BACKEND = env_choice("LINKEDIN_BACKEND", "unipile", ("unipile", "simulator"))
+UNIPILE_DSN = env_str("UNIPILE_DSN")
+UNIPILE_API_KEY = env_secret("UNIPILE_API_KEY")
+# Unipile does not sign webhooks: they must carry this secret in the X-Unipile-Secret header.
+UNIPILE_WEBHOOK_SECRET = env_secret("UNIPILE_WEBHOOK_SECRET")
+# The first of six layers before any account is deleted at Unipile; off unless set on purpose.
+LINKEDIN_DELETE_ENABLED = env_bool("LINKEDIN_DELETE_ENABLED", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

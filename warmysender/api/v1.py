@@ -24,6 +24,7 @@ from warmysender.accounts.quotas import QuotaExceeded, SubscriptionInactive
 from warmysender.api.campaigns import router as campaigns_router
 from warmysender.api.errors import ApiError
 from warmysender.api.lists import router as lists_router
+from warmysender.api.linkedin_accounts import router as linkedin_router
 from warmysender.api.mailboxes import router as mailboxes_router
 from warmysender.api.prospects import router as prospects_router
 from warmysender.api.suppressions import router as suppressions_router
@@ -250,4 +251,5 @@ api.add_router("/lists", lists_router)
 api.add_router("/suppressions", suppressions_router)
 api.add_router("/mailboxes", mailboxes_router)
 api.add_router("/campaigns", campaigns_router)
+api.add_router("/linkedin", linkedin_router)
 api.add_router("/webhooks", "warmysender.api.webhooks.router")

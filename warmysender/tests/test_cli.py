@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,3 +240,92 @@ def test_serve_runs_everything_on_embedded_postgres_and_stops_cleanly(serve_home
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert proc.returncode == 0
+
+
+def log_in(base: str, email: str, password: str) -> http.cookiejar.CookieJar:
+    """The cookies of a session logged in through the real log-in form."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.open(f"{base}/login/", timeout=10).read()
+    csrf = next(c.value for c in jar if c.name == "csrftoken")
+    form = urllib.parse.urlencode(
+        {"email": email, "password": password, "csrfmiddlewaretoken": csrf}
+    ).encode()
+    opener.open(urllib.request.Request(f"{base}/login/", data=form), timeout=10).read()
+    assert any(c.name == "sessionid" for c in jar), "the log-in did not take"
+    return jar
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+@pytest.mark.slow
+def test_serve_with_the_linkedin_simulator_backend_connects_through_its_hosted_page(
+    serve_home: Path,
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "UNIPILE_DSN")}
+    env["LINKEDIN_BACKEND"] = "simulator"
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--home", str(serve_home), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        simulator = ""
+        while not simulator:
+            line = proc.stderr.readline()
+            assert line, "serve exited before starting the simulator"
+            if "Unipile simulator answers at" in line:
+                simulator = line.rsplit(" ", 1)[-1].strip()
+        wait_for_announcement(proc)
+        # The simulator is Unipile-shaped: no API key, no answer.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{simulator}/api/v1/accounts", timeout=5)
+        assert refused.value.code == 401
+
+        made = run_cli(
+            "createuser",
+            "--home",
+            str(serve_home),
+            "--email",
+            "li@example.com",
+            "--password",
+            "s3cure-enough-pw",
+            env={k: v for k, v in env.items() if k != "LINKEDIN_BACKEND"},
+        )
+        assert made.returncode == 0, made.stderr
+        jar = log_in(base, "li@example.com", "s3cure-enough-pw")
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+        page = opener.open(f"{base}/linkedin/accounts/connect/", timeout=10).read().decode()
+        assert "not configured" not in page
+        csrf = next(c.value for c in jar if c.name == "csrftoken")
+        form = urllib.parse.urlencode(
+            {
+                "method": "hosted",
+                "proxy_mode": "auto",
+                "strategy": "new_account",
+                "csrfmiddlewaretoken": csrf,
+            }
+        ).encode()
+        with pytest.raises(urllib.error.HTTPError) as redirected:
+            opener.open(
+                urllib.request.Request(f"{base}/linkedin/accounts/connect/", data=form), timeout=10
+            )
+        # The web server asked the simulator for a hosted sign-in link and sent the person there.
+        location = redirected.value.headers["Location"]
+        assert redirected.value.code == 302 and location.startswith(simulator), location
+        status, body = get(location)
+        assert status == 200 and b"<form" in body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{simulator}/api/v1/accounts", timeout=2)

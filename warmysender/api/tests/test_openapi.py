@@ -53,6 +53,8 @@ def test_the_document_is_openapi_3_1_with_bearer_auth(document: dict[str, Any]) 
         "/api/v1/campaigns/{id}/enrollments",
         "/api/v1/campaigns/{id}/mailboxes/{mailboxId}",
         "/api/v1/campaigns/{id}/actions/{actionId}/resolve",
+        "/api/v1/linkedin/accounts",
+        "/api/v1/linkedin/accounts/{id}",
         "/api/v1/webhooks",
         "/api/v1/webhooks/{id}",
         "/api/v1/webhooks/{id}/test",
@@ -68,7 +70,7 @@ def test_every_operation_is_named_summarised_scoped_and_secured(document: dict[s
         assert re.match(r"\*\*Scope:\*\* `[a-z]+:(read|write)`", operation["description"])
         assert operation["security"] == [{"ApiKeyAuth": []}]
         assert operation["tags"]
-    assert len(ids) == len(set(ids)) == 39
+    assert len(ids) == len(set(ids)) == 41
 
 
 def test_every_operation_declares_its_errors_with_the_envelope(document: dict[str, Any]) -> None:
