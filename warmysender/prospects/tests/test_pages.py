@@ -514,6 +514,7 @@ def test_prospect_detail_shows_fields_custom_fields_and_lists(
         "42",
         "Mathematicians",
         reverse("prospect-edit", args=[world["prospect"].pk]),
+        reverse("prospect-thread", args=[world["prospect"].pk]),
     ):
         assert expected in body
 
