@@ -23,8 +23,8 @@ from ninja.responses import NinjaJSONEncoder
 from warmysender.accounts.quotas import QuotaExceeded, SubscriptionInactive
 from warmysender.api.campaigns import router as campaigns_router
 from warmysender.api.errors import ApiError
-from warmysender.api.lists import router as lists_router
 from warmysender.api.linkedin_accounts import router as linkedin_router
+from warmysender.api.lists import router as lists_router
 from warmysender.api.mailboxes import router as mailboxes_router
 from warmysender.api.prospects import router as prospects_router
 from warmysender.api.suppressions import router as suppressions_router
