@@ -43,6 +43,7 @@ from warmysender.api.schemas import (
     WHOLE_NUMBER as _whole,
 )
 from warmysender.email.merge_tags import BODY_OUTPUT_LIMIT, SUBJECT_OUTPUT_LIMIT
+from warmysender.email.stats import Counts
 from warmysender.sequences.models import (
     Action,
     Campaign,
@@ -399,19 +400,19 @@ class StatsOut(BaseModel):
     bounceRate: float
 
     @classmethod
-    def of(
-        cls, *, sent: int, opens: int = 0, clicks: int = 0, replies: int = 0, bounces: int = 0
-    ) -> StatsOut:
+    def of(cls, counts: Counts) -> StatsOut:
+        """Opens and clicks leave security scanners out; each email counts once."""
+        sent = counts.sent
         return cls(
             sent=sent,
-            opens=opens,
-            clicks=clicks,
-            replies=replies,
-            bounces=bounces,
-            openRate=_rate(opens, sent),
-            clickRate=_rate(clicks, sent),
-            replyRate=_rate(replies, sent),
-            bounceRate=_rate(bounces, sent),
+            opens=counts.opens,
+            clicks=counts.clicks,
+            replies=counts.replies,
+            bounces=counts.bounces,
+            openRate=_rate(counts.opens, sent),
+            clickRate=_rate(counts.clicks, sent),
+            replyRate=_rate(counts.replies, sent),
+            bounceRate=_rate(counts.bounces, sent),
         )
 
 
@@ -462,7 +463,7 @@ class CampaignOut(BaseModel):
     completedAt: datetime | None
 
     @classmethod
-    def fields_of(cls, c: Campaign, *, sent: int) -> dict[str, Any]:
+    def fields_of(cls, c: Campaign, *, counts: Counts) -> dict[str, Any]:
         return {
             "id": c.pk,
             "name": c.name,
@@ -471,7 +472,7 @@ class CampaignOut(BaseModel):
             "pausedReason": c.paused_reason or None,
             "pausedAt": c.paused_at,
             "settings": SettingsOut.of(c),
-            "stats": StatsOut.of(sent=sent),
+            "stats": StatsOut.of(counts),
             "createdAt": c.created_at,
             "updatedAt": c.updated_at,
             "startedAt": c.started_at,
@@ -479,8 +480,8 @@ class CampaignOut(BaseModel):
         }
 
     @classmethod
-    def of(cls, c: Campaign, *, sent: int) -> CampaignOut:
-        return cls(**cls.fields_of(c, sent=sent))
+    def of(cls, c: Campaign, *, counts: Counts) -> CampaignOut:
+        return cls(**cls.fields_of(c, counts=counts))
 
 
 class VariantOut(BaseModel):

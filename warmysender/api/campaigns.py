@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from ninja import Query, Router
@@ -47,10 +47,10 @@ from warmysender.api.errors import ERROR_HEADERS, errors
 from warmysender.api.idempotency import IdempotencyKeyHeader
 from warmysender.api.pagination import paginate
 from warmysender.audit.services import Actor
+from warmysender.email.stats import campaign_totals
 from warmysender.sequences import services
 from warmysender.sequences.models import (
     Action,
-    ActionState,
     Campaign,
     CampaignMailbox,
     Enrollment,
@@ -68,16 +68,10 @@ router = Router(tags=["campaigns"])
 # --- reading --------------------------------------------------------------------------------
 
 
-def with_stats(qs: QuerySet[Campaign]) -> QuerySet[Campaign]:
-    # Counted in the page query rather than once per campaign. Opens, clicks, replies and
-    # bounces are not recorded yet, so only sends are counted.
-    return qs.annotate(sent_count=Count("actions", filter=Q(actions__state=ActionState.SENT)))
-
-
 def detail(workspace: Workspace, campaign_id: Any) -> CampaignDetailOut:
     campaign = get_in_workspace(Campaign, workspace, campaign_id)
     loaded = (
-        with_stats(Campaign.objects.filter(pk=campaign.pk))
+        Campaign.objects.filter(pk=campaign.pk)
         .prefetch_related(
             Prefetch("steps", queryset=Step.objects.prefetch_related("variants")),
             Prefetch("pool", queryset=CampaignMailbox.objects.select_related("mailbox")),
@@ -92,7 +86,7 @@ def detail(workspace: Workspace, campaign_id: Any) -> CampaignDetailOut:
         .values_list("status", "n")
     )
     return CampaignDetailOut(
-        **CampaignOut.fields_of(loaded, sent=loaded.sent_count),  # type: ignore[attr-defined]
+        **CampaignOut.fields_of(loaded, counts=campaign_totals(loaded.pk)),
         steps=[StepOut.of(s) for s in loaded.steps.all()],
         mailboxes=[CampaignMailboxOut.of(entry) for entry in loaded.pool.all()],
         enrollments=EnrollmentCountsOut.of(counts),
@@ -121,9 +115,10 @@ def list_campaigns(request: HttpRequest, filters: Query[CampaignFilters]) -> Cam
     qs = Campaign.objects.filter(workspace=workspace)
     if filters.status is not None:
         qs = qs.filter(status=filters.status)
-    rows, next_cursor = paginate(with_stats(qs), limit=filters.limit, cursor=filters.cursor)
+    rows, next_cursor = paginate(qs, limit=filters.limit, cursor=filters.cursor)
     return CampaignPage(
-        data=[CampaignOut.of(c, sent=c.sent_count) for c in rows],  # type: ignore[attr-defined]
+        # One stats query per campaign of the page (at most `limit`).
+        data=[CampaignOut.of(c, counts=campaign_totals(c.pk)) for c in rows],
         nextCursor=next_cursor,
     )
 

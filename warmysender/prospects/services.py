@@ -581,6 +581,7 @@ def add_suppression(
                     "email": prospect.email,
                     "reason": reason or "manual",
                     "source": parsed_kind,
+                    "suppressedAt": now.isoformat().replace("+00:00", "Z"),
                 },
                 now=now,
                 dedup_key=f"prospect.suppressed:{prospect.email}:{now.date().isoformat()}",

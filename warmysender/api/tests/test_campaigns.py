@@ -18,6 +18,7 @@ from warmysender.api.tests.conftest import block_subscription, error_code, make_
 from warmysender.audit.models import AuditEntry
 from warmysender.audit.services import Actor
 from warmysender.conftest import NOW, Tenant, api_client
+from warmysender.email.models import TrackingHit
 from warmysender.mailboxes.models import Mailbox
 from warmysender.prospects import services as prospect_services
 from warmysender.prospects.models import Prospect
@@ -507,34 +508,52 @@ def test_stats_count_sent_actions_and_rates_stay_within_100(
     data = create(client, mailbox, steps=[step(1), step(2)])
     campaign = Campaign.objects.get(pk=data["id"])
     steps = list(campaign.steps.all())
+    actions = []
     for i, state in enumerate(["sent", "sent", "sent", "failed", "unknown", "reserved"]):
         prospect = make_prospect(tenant, f"p{i}@example.com")
         enrollment = Enrollment.objects.create(
             workspace=tenant.workspace,
             campaign=campaign,
             prospect=prospect,
+            # The first prospect answered (the inbox sync stopped its sequence).
+            status="replied" if i == 0 else "pending",
             enrolled_at=NOW,
             updated_at=NOW,
+            finished_at=NOW + timedelta(hours=2) if i == 0 else None,
         )
-        Action.objects.create(
+        actions.append(
+            Action.objects.create(
+                workspace=tenant.workspace,
+                enrollment=enrollment,
+                step=steps[0],
+                campaign=campaign,
+                state=state,
+                to_email=prospect.email,
+                created_at=NOW,
+                finished_at=NOW + timedelta(hours=1),
+            )
+        )
+    # The second email was opened twice by a person; the third only by a security scanner.
+    for action, scanner in [(actions[1], ""), (actions[1], ""), (actions[2], "Mimecast")]:
+        TrackingHit.objects.create(
             workspace=tenant.workspace,
-            enrollment=enrollment,
-            step=steps[0],
+            action=action,
             campaign=campaign,
-            state=state,
-            to_email=prospect.email,
-            created_at=NOW,
+            kind="open",
+            at=NOW + timedelta(hours=3),
+            is_scanner=bool(scanner),
+            scanner_reason=scanner,
         )
     stats = send(client, "GET", f"{URL}/{data['id']}").json()["data"]["stats"]
     assert stats == {
         "sent": 3,
-        "opens": 0,
+        "opens": 1,
         "clicks": 0,
-        "replies": 0,
+        "replies": 1,
         "bounces": 0,
-        "openRate": 0.0,
+        "openRate": 33.3,
         "clickRate": 0.0,
-        "replyRate": 0.0,
+        "replyRate": 33.3,
         "bounceRate": 0.0,
     }
     listed = send(client, "GET", URL).json()["data"]
@@ -543,15 +562,16 @@ def test_stats_count_sent_actions_and_rates_stay_within_100(
 
 def test_rates_are_percentages_clamped_to_100() -> None:
     from warmysender.api.campaign_schemas import StatsOut
+    from warmysender.email.stats import Counts
 
-    stats = StatsOut.of(sent=8, opens=10, clicks=2, replies=1, bounces=0)
+    stats = StatsOut.of(Counts(sent=8, opens=10, clicks=2, replies=1, bounces=0))
     assert (stats.openRate, stats.clickRate, stats.replyRate, stats.bounceRate) == (
         100.0,
         25.0,
         12.5,
         0.0,
     )
-    assert StatsOut.of(sent=0, opens=3).openRate == 0.0
+    assert StatsOut.of(Counts(sent=0, opens=3)).openRate == 0.0
 
 
 def test_list_pages_newest_first_and_filters_by_status(

@@ -65,6 +65,10 @@ def test_suppressing_a_domain_announces_each_blocked_prospect(
     send(client, "POST", URL, {"value": "blocked.com"})
     events = DomainEvent.objects.filter(workspace=tenant.workspace, type="prospect.suppressed")
     assert [e.data["prospectId"] for e in events] == [str(prospect.pk)]
+    [event] = events
+    # The spec's payload: prospectId, email, reason, suppressedAt.
+    assert event.data["email"] == "ada@blocked.com"
+    assert event.data["suppressedAt"] == event.occurred_at.isoformat().replace("+00:00", "Z")
 
 
 @pytest.mark.parametrize(
