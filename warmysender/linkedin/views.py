@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -109,8 +110,17 @@ def account_list(request: WorkspaceRequest) -> HttpResponse:
             "rows": rows,
             "needing_reconnect": needing,
             "can_manage": _can_manage(request),
+            "simulator_controls_url": _simulator_controls_url(),
         },
     )
+
+
+def _simulator_controls_url() -> str | None:
+    """The simulator's control page, where a person trying the product expires a session and
+    watches the account turn to "Reconnect needed"; never shown against the real Unipile."""
+    if settings.LINKEDIN_BACKEND != "simulator" or not settings.UNIPILE_DSN:
+        return None
+    return f"{str(settings.UNIPILE_DSN).rstrip('/')}/_sim/"
 
 
 KIND_LABELS = {

@@ -1,5 +1,5 @@
 """The simulator's HTTP face (Starlette, no database): Unipile's v1 API under `/api/v1`, the
-hosted-auth pages under `/hosted/…`, and the control API under `/_sim/…`.
+hosted-auth pages under `/hosted/…`, the control API under `/_sim/…` and its page at `/_sim/`.
 
 Every `/api/v1` request is checked in this order, as the real service would fail: down (503),
 X-API-KEY (401 missing_credentials), an injected fault for the operation and account, then the
@@ -334,10 +334,16 @@ def create_app(state: SimulatorState, *, api_key: str) -> Starlette:
     ]
 
     from warmysender.linkedin.simulator.control import control_routes
+    from warmysender.linkedin.simulator.control_page import control_page_routes
     from warmysender.linkedin.simulator.hosted import hosted_routes
 
     app = Starlette(
-        routes=[*api_routes, *hosted_routes(state), *control_routes(state)],
+        routes=[
+            *api_routes,
+            *hosted_routes(state),
+            *control_page_routes(state),
+            *control_routes(state),
+        ],
         middleware=[Middleware(SaveAfterChanges, state=state)],
     )
 

@@ -1,7 +1,10 @@
 """The control API under `/_sim/…`: how tests and demos move the simulated world (expire a
 session, restrict an account, answer 404s, accept an invitation, write to the account, go down)
 and read what happened (the request log, webhook deliveries). JSON in, JSON out; errors use the
-same body as the v1 API. No key: it listens on loopback and exists for the people testing."""
+same body as the v1 API. No key: it listens on loopback and exists for the people testing.
+
+The actions a person can also take from the control page (`control_page.py`) are the module-level
+functions below, so a button and a JSON call change the world, and send webhooks, identically."""
 
 from __future__ import annotations
 
@@ -14,7 +17,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from warmysender.linkedin.simulator.errors import ApiError
-from warmysender.linkedin.simulator.records import CHECKPOINT_TYPES, Fault, _iso
+from warmysender.linkedin.simulator.records import (
+    CHECKPOINT_TYPES,
+    Fault,
+    Invitation,
+    SimAccount,
+    _iso,
+)
 from warmysender.linkedin.simulator.state import SimulatorState
 
 Body = dict[str, Any]
@@ -32,6 +41,71 @@ def _times(body: Body, default: int | None = 1) -> int | None:
             "invalid_parameters", "times must be a positive integer or null (until cleared)"
         )
     return value
+
+
+# -- actions shared by the JSON control API and the control page ------------------------------
+
+DOWN_STATUSES = (500, 502, 503, 504)
+
+
+def go_down(state: SimulatorState, status: Any = 503) -> int:
+    if status not in DOWN_STATUSES:
+        raise ApiError("invalid_parameters", "status must be 500, 502, 503 or 504")
+    state.down_status = int(status)
+    return state.down_status
+
+
+def come_back(state: SimulatorState) -> None:
+    state.down_status = None
+
+
+def expire_session(state: SimulatorState, account_id: str) -> SimAccount:
+    """The session dies: status CREDENTIALS and its account-status webhook."""
+    return state.set_status(account_id, "CREDENTIALS")
+
+
+def answer_not_found(state: SimulatorState, account_id: str, times: int | None) -> Fault:
+    """Answer 404 for every call about the account, `times` times (None: until cleared)."""
+    state.account(account_id)
+    fault = Fault("resource_not_found", account_id=account_id, remaining=times)
+    state.add_fault(fault)
+    return fault
+
+
+def write_to_account(
+    state: SimulatorState, account_id: str, sender: str, text: str
+) -> dict[str, Any]:
+    """Someone writes to the account: a chat message and its `message_received` webhook."""
+    sender = sender.strip()
+    if not sender:
+        raise ApiError(
+            "missing_parameters", "from (a provider id or public identifier) is required"
+        )
+    if not text.strip():
+        raise ApiError("missing_parameters", "text is required: the message is empty")
+    return state.inbound(account_id, sender, text)
+
+
+def pending_invitations(state: SimulatorState, account_id: str) -> list[Invitation]:
+    with state.lock:
+        return sorted(
+            (
+                i
+                for i in state.invitations.values()
+                if i.account_id == account_id and i.status == "PENDING"
+            ),
+            key=lambda i: i.sent_at,
+        )
+
+
+def accept_pending_invitations(state: SimulatorState, account_id: str) -> list[Invitation]:
+    """Every invitee of the account accepts (one `new_relation` webhook each)."""
+    with state.lock:
+        state.account(account_id)
+        return [
+            state.resolve_invitation(inv.id, accept=True)
+            for inv in pending_invitations(state, account_id)
+        ]
 
 
 def control_routes(state: SimulatorState) -> list[Route]:
@@ -77,14 +151,10 @@ def control_routes(state: SimulatorState) -> list[Route]:
         state.reset()
 
     def down(request: Request, body: Body) -> Any:
-        status = body.get("status", 503)
-        if status not in (500, 502, 503, 504):
-            raise ApiError("invalid_parameters", "status must be 500, 502, 503 or 504")
-        state.down_status = int(status)
-        return {"down": state.down_status}
+        return {"down": go_down(state, body.get("status", 503))}
 
     def up(request: Request, body: Body) -> Any:
-        state.down_status = None
+        come_back(state)
         return {"down": None}
 
     def clock(request: Request, body: Body) -> Any:
@@ -198,8 +268,8 @@ def control_routes(state: SimulatorState) -> list[Route]:
     def set_status(request: Request, body: Body) -> Any:
         return state.describe(state.set_status(acct_id(request), str(body.get("status") or "")))
 
-    def expire_session(request: Request, body: Body) -> Any:
-        return state.describe(state.set_status(acct_id(request), "CREDENTIALS"))
+    def expire(request: Request, body: Body) -> Any:
+        return state.describe(expire_session(state, acct_id(request)))
 
     def restrict(request: Request, body: Body) -> Any:
         return state.describe(
@@ -207,13 +277,7 @@ def control_routes(state: SimulatorState) -> list[Route]:
         )
 
     def not_found(request: Request, body: Body) -> Any:
-        account_id = acct_id(request)
-        state.account(account_id)
-        fault = Fault(
-            "resource_not_found", account_id=account_id, remaining=_times(body, default=None)
-        )
-        state.add_fault(fault)
-        return fault.as_json()
+        return answer_not_found(state, acct_id(request), _times(body, default=None)).as_json()
 
     def clear_not_found(request: Request, body: Body) -> Any:
         return {
@@ -224,12 +288,9 @@ def control_routes(state: SimulatorState) -> list[Route]:
         return vars(state.set_limits(acct_id(request), body))
 
     def inbound(request: Request, body: Body) -> Any:
-        sender = str(body.get("from") or "").strip()
-        if not sender:
-            raise ApiError(
-                "missing_parameters", "from (a provider id or public identifier) is required"
-            )
-        return state.inbound(acct_id(request), sender, str(body.get("text") or ""))
+        return write_to_account(
+            state, acct_id(request), str(body.get("from") or ""), str(body.get("text") or "")
+        )
 
     def relation(request: Request, body: Body) -> Any:
         identifier = str(body.get("with") or "").strip()
@@ -274,7 +335,7 @@ def control_routes(state: SimulatorState) -> list[Route]:
         route("/accounts", "POST", create_account),
         route("/accounts/{account_id}", "GET", get_account),
         route("/accounts/{account_id}/status", "POST", set_status),
-        route("/accounts/{account_id}/expire-session", "POST", expire_session),
+        route("/accounts/{account_id}/expire-session", "POST", expire),
         route("/accounts/{account_id}/restrict", "POST", restrict),
         route("/accounts/{account_id}/not-found", "POST", not_found),
         route("/accounts/{account_id}/not-found", "DELETE", clear_not_found),

@@ -84,6 +84,33 @@ def test_the_list_shows_pills_the_banner_and_first_connected_apart(
     assert "Reconnect Account" in admin_html and "Sync status" in admin_html
 
 
+def test_the_list_links_the_simulator_controls_only_with_the_simulator_backend(
+    tenant: Tenant, outsider: Tenant, settings: Any
+) -> None:
+    connected_account(tenant.workspace, name="Ada Lovelace")
+    connected_account(outsider.workspace, name="Other Person")
+    link = (
+        '<a href="http://127.0.0.1:8765/_sim/" target="_blank" rel="noopener">'
+        "Simulator controls</a>"
+    )
+    settings.LINKEDIN_BACKEND = "simulator"
+    settings.UNIPILE_DSN = "http://127.0.0.1:8765/"
+    for person in (tenant.member, tenant.admin):  # a tool of the simulator, not a workspace role
+        html = client_for(person).get("/linkedin/accounts/").content.decode()
+        assert link in html
+        assert "Ada Lovelace" in html and "Other Person" not in html
+    settings.UNIPILE_DSN = ""
+    assert (
+        "Simulator controls"
+        not in client_for(tenant.admin).get("/linkedin/accounts/").content.decode()
+    )
+    settings.LINKEDIN_BACKEND = "unipile"
+    settings.UNIPILE_DSN = "https://api8.unipile.com:13811"
+    html = client_for(tenant.admin).get("/linkedin/accounts/").content.decode()
+    assert "Simulator controls" not in html and "/_sim/" not in html
+    assert "Ada Lovelace" in html
+
+
 def test_no_banner_when_every_account_is_connected(tenant: Tenant) -> None:
     connected_account(tenant.workspace)
     html = client_for(tenant.owner).get("/linkedin/accounts/").content.decode()
