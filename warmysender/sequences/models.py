@@ -253,7 +253,11 @@ class Enrollment(TenantModel):
                 condition=models.Q(status="pending"),
                 name="enrollment_due",
             ),
-            models.Index(fields=["campaign", "status"], name="enrollment_by_campaign"),
+            # A campaign's enrollments by status, and its due ones in order (the deferral of a
+            # closed campaign's work probes only that campaign's range of the due rows).
+            models.Index(
+                fields=["campaign", "status", "next_action_at"], name="enrollment_by_campaign_due"
+            ),
         ]
 
 

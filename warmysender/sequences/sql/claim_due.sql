@@ -31,10 +31,15 @@ WITH senders AS (
          row_number() OVER (PARTITION BY coalesce(mailbox_id, campaign_id)
                             ORDER BY next_action_at, id) AS rank
   FROM scan
+), ready_per_campaign AS (
+  -- One row, a lookup from campaign to its number of ready mailboxes. (Joining `slots` row by
+  -- row would be planned as a nested loop: the planner cannot tell how many slots there are.)
+  SELECT coalesce(jsonb_object_agg(campaign_id::text, n), '{}') AS n FROM slots
 ), chosen AS (
   SELECT r.id
-  FROM ranked r LEFT JOIN slots s ON s.campaign_id = r.campaign_id
-  WHERE (r.mailbox_id IS NOT NULL AND r.rank = 1) OR (r.mailbox_id IS NULL AND r.rank <= s.n)
+  FROM ranked r CROSS JOIN ready_per_campaign c
+  WHERE (r.mailbox_id IS NOT NULL AND r.rank = 1)
+     OR (r.mailbox_id IS NULL AND r.rank <= (c.n ->> r.campaign_id::text)::int)
   ORDER BY r.next_action_at
   LIMIT %(limit)s
 )
