@@ -156,9 +156,17 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
             if not batch:
                 break
             stop = False
-            for action in batch:
+            # The next message is rendered on the helper thread while the server takes this
+            # one (DATA, the payload, the reply), so its rendering costs no time of its own.
+            ahead: dict[Any, Future[Prepared]] = {}
+            for i, action in enumerate(batch):
                 now = clock()
-                prepared = prepare(action, mailbox, now)
+                rendering_ahead = ahead.pop(action.pk, None)
+                prepared = (
+                    settle_rendering(action, now, rendering_ahead.result)
+                    if rendering_ahead is not None
+                    else prepare(action, mailbox, now)
+                )
                 if prepared is None:
                     continue
                 if transport is None:
@@ -174,9 +182,12 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
                 # answers this message's envelope; DATA waits for the commit (the go-ahead).
                 params = record_params(unrecorded, mark=prepared, now=clock(), rng=rng)
                 recording = statements.submit(execute_record, raw_connection, params)
-                result = transport.send(
-                    prepared.message, now=clock(), go_ahead=partial(marked, recording)
+                following = batch[i + 1] if i + 1 < len(batch) else None
+
+                go_ahead = partial(
+                    _go_ahead_rendering_next, recording, following, mailbox, statements, ahead
                 )
+                result = transport.send(prepared.message, now=clock(), go_ahead=go_ahead)
                 delivered, unrecorded = unrecorded, None
                 after_record(delivered, recording.result())
                 if not marked(recording):
@@ -207,6 +218,22 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
             transport.close()
         _release_leftovers_if_blocked(mailbox, clock())
     return sent
+
+
+def _go_ahead_rendering_next(
+    recording: Future[tuple[Any, ...]],
+    following: Action | None,
+    mailbox: Mailbox,
+    statements: ThreadPoolExecutor,
+    ahead: dict[Any, Future[Prepared]],
+) -> bool:
+    """The go-ahead for DATA: whether the `sending` marker was committed. When it was, the next
+    message starts rendering on the helper thread (its database reads done here, on this one)."""
+    if not marked(recording):
+        return False
+    if following is not None:
+        ahead[following.pk] = statements.submit(render, following, mailbox, inputs_of(following))
+    return True
 
 
 def _release_leftovers_if_blocked(mailbox: Mailbox, now: datetime) -> None:
@@ -249,15 +276,27 @@ def fetch_reserved(mailbox: Mailbox, limit: int) -> list[Action]:
 def prepare(action: Action, mailbox: Mailbox, now: datetime) -> Prepared | None:
     """Render `action`; None when its template cannot be rendered (the prospect is parked in
     `pending_template_fix`). No row locks: the mailbox's advisory lock keeps other senders away
-    and `mark_sending` re-checks, at the last moment, that the send is still wanted."""
+    and the `sending` marker re-checks, at the last moment, that the send is still wanted."""
+    return settle_rendering(action, now, lambda: render(action, mailbox, inputs_of(action)))
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    """What rendering needs from the database, read beforehand, so that `render` touches no ORM
+    and may run on a helper thread."""
+
+    variant: Variant
+    tracking_base: str
+
+
+def inputs_of(action: Action) -> RenderInputs:
+    return RenderInputs(_variant(action, action.enrollment), tracking.base_url(action.campaign))
+
+
+def render(action: Action, mailbox: Mailbox, inputs: RenderInputs) -> Prepared:
+    """The message of `action`. Raises rendering.MissingVariable / TemplateProblem."""
     enrollment, campaign = action.enrollment, action.campaign
-    try:
-        message = build_message(action, enrollment, campaign, mailbox)
-    except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
-        with transaction.atomic():
-            if Action.objects.filter(pk=action.pk, state=ActionState.RESERVED).exists():
-                _park_for_template_fix(action, enrollment, campaign, str(exc), now)
-        return None
+    message = build_message(action, enrollment, campaign, mailbox, inputs)
     return Prepared(
         action,
         enrollment,
@@ -267,6 +306,19 @@ def prepare(action: Action, mailbox: Mailbox, now: datetime) -> Prepared | None:
         message_id=message["Message-ID"],
         subject=str(message["Subject"]),
     )
+
+
+def settle_rendering(
+    action: Action, now: datetime, rendered: Callable[[], Prepared]
+) -> Prepared | None:
+    """The prepared message, or None after parking the prospect when it cannot be rendered."""
+    try:
+        return rendered()
+    except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
+        with transaction.atomic():
+            if Action.objects.filter(pk=action.pk, state=ActionState.RESERVED).exists():
+                _park_for_template_fix(action, action.enrollment, action.campaign, str(exc), now)
+        return None
 
 
 def _settle_refused_mark(prepared: Prepared, mailbox: Mailbox, now: datetime) -> None:
@@ -385,9 +437,13 @@ def _variant(action: Action, enrollment: Enrollment) -> Variant:
 
 
 def build_message(
-    action: Action, enrollment: Enrollment, campaign: Campaign, mailbox: Mailbox
+    action: Action,
+    enrollment: Enrollment,
+    campaign: Campaign,
+    mailbox: Mailbox,
+    inputs: RenderInputs,
 ) -> EmailMessage:
-    variant = _variant(action, enrollment)
+    variant = inputs.variant
     sender = rendering.Sender(
         email=mailbox.email,
         name=mailbox.from_name,
@@ -437,7 +493,7 @@ def build_message(
     text = f"{rendered.text}\n\n--\nUnsubscribe: {link}\n"
     html = (
         # Tracking rewrites the body only: the unsubscribe link added after it stays as it is.
-        f"{tracking.instrument(rendered.html, action=action, campaign=campaign)}"
+        f"{tracking.instrument(rendered.html, action=action, campaign=campaign, base=inputs.tracking_base)}"
         f'<p style="font-size:12px;color:#888"><a href="{link}">Unsubscribe</a></p>'
     )
     message.set_content(text)

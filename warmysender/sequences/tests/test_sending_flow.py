@@ -328,3 +328,40 @@ def test_deleting_a_mailbox_hands_its_prospects_to_the_pool(tenant: Tenant) -> N
     other = second if used.pk == first.pk else first
     follow_up = SandboxMessage.objects.get(mailbox=other)
     assert follow_up.headers.get("In-Reply-To") == enrollment.last_message_id
+
+
+def test_one_send_run_over_several_reservations_renders_ahead_and_parks_what_cannot_render(
+    tenant: Tenant, smtp_server: SmtpServer
+) -> None:
+    """A run with several reservations renders each next message while the server takes the
+    current one; one that cannot be rendered is parked, and the rest still go, each once."""
+    import random
+
+    from warmysender.sequences import scheduler, sending
+
+    mailbox = smtp_mailbox(tenant, smtp_server, "sales@acme.com", T0, dailyLimit=50)
+    people = [
+        prospect(tenant, f"p{i}@example.com", customFields={"hook": f"hook {i}"})
+        if i != 2
+        else prospect(tenant, "p2@example.com")
+        for i in range(5)
+    ]
+    steps = [StepInput(step_index=1, subject="About {{custom.hook}}", body_html="<p>Hi</p>")]
+    campaign = make_campaign(tenant, [mailbox], steps, T0)
+    services.enroll(campaign=campaign, prospect_ids=[p.id for p in people], actor=ACTOR, now=T0)
+    services.start_campaign(campaign=campaign, actor=ACTOR, now=T0)
+    # Ticks without sending: the pacer lets the mailbox take one more reservation each time.
+    rng = random.Random(3)
+    for minute in range(0, 60, 6):
+        scheduler.run_tick(T0 + timedelta(minutes=minute), rng=rng, queue=False)
+    assert Action.objects.filter(state=ActionState.RESERVED).count() == 5
+
+    sent = sending.send_for_mailbox(str(mailbox.pk), clock=lambda: T0 + timedelta(hours=1))
+
+    assert sent == 4
+    subjects = sorted(parsed(m.raw)["Subject"] for m in smtp_server.messages)
+    assert subjects == [f"About hook {i}" for i in (0, 1, 3, 4)]
+    parked = Enrollment.objects.get(prospect=people[2])
+    assert parked.status == EnrollmentStatus.PENDING_TEMPLATE_FIX
+    assert Action.objects.filter(state=ActionState.SENT).count() == 4
+    assert not Action.objects.filter(state__in=[ActionState.RESERVED, ActionState.SENDING]).exists()
