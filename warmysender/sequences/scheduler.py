@@ -520,8 +520,8 @@ def apply(
                     variants = CASE WHEN v.variant_id IS NULL THEN e.variants
                                ELSE e.variants || jsonb_build_object(v.step_index::text, v.variant_id) END,
                     updated_at = %(now)s
-                FROM unnest(%(ids)s::uuid[], %(mailbox_ids)s::uuid[], %(variant_ids)s::bigint[],
-                            %(step_indexes)s::int[]) AS v(id, mailbox_id, variant_id, step_index)
+                FROM unnest(%(ids)b::uuid[], %(mailbox_ids)b::uuid[], %(variant_ids)b::bigint[],
+                            %(step_indexes)b::int[]) AS v(id, mailbox_id, variant_id, step_index)
                 WHERE e.id = v.id
                 """,
                 {

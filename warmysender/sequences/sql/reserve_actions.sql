@@ -7,9 +7,9 @@ INSERT INTO sequences_action (id, workspace_id, enrollment_id, step_id, campaign
 SELECT gen_random_uuid(), v.workspace_id, v.enrollment_id, v.step_id, v.campaign_id, v.variant_id,
        v.mailbox_id, 'email', 'reserved', v.from_email, v.to_email, '', '', v.counters, 0, '',
        %(now)s, %(now)s
-FROM unnest(%(workspace_ids)s::uuid[], %(enrollment_ids)s::uuid[], %(step_ids)s::bigint[],
-            %(campaign_ids)s::uuid[], %(variant_ids)s::bigint[], %(mailbox_ids)s::uuid[],
-            %(from_emails)s::text[], %(to_emails)s::text[], %(counters)s::jsonb[])
+FROM unnest(%(workspace_ids)b::uuid[], %(enrollment_ids)b::uuid[], %(step_ids)b::bigint[],
+            %(campaign_ids)b::uuid[], %(variant_ids)b::bigint[], %(mailbox_ids)b::uuid[],
+            %(from_emails)b::text[], %(to_emails)b::text[], %(counters)b::jsonb[])
      AS v(workspace_id, enrollment_id, step_id, campaign_id, variant_id, mailbox_id, from_email,
           to_email, counters)
 ON CONFLICT (enrollment_id, step_id) DO UPDATE

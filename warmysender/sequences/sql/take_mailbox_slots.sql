@@ -4,8 +4,8 @@ INSERT INTO sequences_mailboxthrottle AS t (mailbox_id, workspace_id, next_send_
     last_assigned_at, backoff_level, backoff_successes, count_day, day_count, domain_counts)
 SELECT v.mailbox_id, v.workspace_id, v.next_send_at, %(now)s, 0, 0, v.day, 1,
        jsonb_build_object(v.domain, 1)
-FROM unnest(%(ids)s::uuid[], %(workspaces)s::uuid[], %(nexts)s::timestamptz[],
-            %(days)s::date[], %(domains)s::text[])
+FROM unnest(%(ids)b::uuid[], %(workspaces)b::uuid[], %(nexts)b::timestamptz[],
+            %(days)b::date[], %(domains)b::text[])
      AS v(mailbox_id, workspace_id, next_send_at, day, domain)
 ON CONFLICT (mailbox_id) DO UPDATE
 SET next_send_at = EXCLUDED.next_send_at,
