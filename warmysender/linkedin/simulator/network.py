@@ -34,6 +34,7 @@ class NetworkMixin:
     invitations: dict[str, Invitation]
     chats: dict[str, SimChat]
 
+    # Declared for the type checker; SimulatorState, which mixes this class in, defines them.
     def now(self) -> datetime:
         raise NotImplementedError
 
