@@ -1,9 +1,11 @@
-"""The scheduler's decisions, as pure functions of the state it loaded and `now`.
+"""The scheduler's decisions, as pure functions of the state and `now`: the reference model.
 
-`plan_batch` takes the due enrollments one tick claimed and the capacity left on every mailbox
-and campaign, and says for each enrollment either "send step N through mailbox M now" or "wait
-until T, because R". It never exceeds a cap it was given, never schedules anything earlier than
-it was due, and never outside the campaign's window; the property tests hold it to that.
+`plan_batch` takes claimed due enrollments and the capacity left on every mailbox and campaign,
+and says for each either "send step N through mailbox M now" or "wait until T, because R". It
+never exceeds a cap it was given, never schedules anything earlier than it was due, and never
+outside the campaign's window; the property tests hold it to that. The tick applies the same
+rules over whole batches in SQL (sql/tick_claim.sql, sql/tick_reserve.sql), held to the same
+properties by test_tick_sql.py; `next_step_at` and `is_inside` are used as they are.
 """
 
 from __future__ import annotations

@@ -992,7 +992,7 @@ def release_action(action: Action, *, now: datetime, error: str = "") -> None:
     """A reservation that never reached a server: back to `planned`, capacity given back."""
     from django.db import connection
 
-    from warmysender.sequences.scheduler import bump_counters
+    from warmysender.sequences.scheduler import release_counters
 
     with transaction.atomic():
         updated = Action.objects.filter(pk=action.pk, state=ActionState.RESERVED).update(
@@ -1000,9 +1000,7 @@ def release_action(action: Action, *, now: datetime, error: str = "") -> None:
         )
         if updated:
             with connection.cursor() as cursor:
-                bump_counters(
-                    cursor, [(str(action.workspace_id), *c) for c in action.counters], sign=-1
-                )
+                release_counters(cursor, action.counters)
 
 
 def resolve_unknown(
