@@ -7,8 +7,8 @@ Data: one workspace, 1,000 running campaigns of 10 mailboxes each (mixed time zo
 with its window closed at the measured instant), mailbox daily limits 30–50, 5 % of enrollments
 due, half of them already assigned to a mailbox. The baseline gets the same enrollments,
 mailboxes and caps in its own three tables. Rounds alternate ours / baseline; each of ours is a
-full `run_tick` (load, defer, claim, plan, reserve, count) with the clock moved on six minutes so
-the pacer lets every mailbox send again. After the timed rounds ticks run until nothing more can
+full `run_tick` (open campaigns, deferral, claim, reservation) with the clock moved on six
+minutes so the pacer lets every mailbox send again. After the timed rounds ticks run until nothing more can
 be reserved, and the run checks that no cap was exceeded and that no mailbox with due work was
 left with a free slot (starvation). Prints `ratio=` (median ms per tick, ours / baseline) last.
 """
