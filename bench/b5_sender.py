@@ -14,7 +14,6 @@ the same headers and parts built directly and `send_message`. Rounds alternate; 
 from __future__ import annotations
 
 import argparse
-import json
 import smtplib
 import statistics
 import subprocess
@@ -122,44 +121,47 @@ def seed(port: int, n: int, rounds: int) -> tuple[str, list[list[str]]]:
 
 
 def reserve(mailbox_id: str, enrollment_ids: list[str], now: datetime) -> None:
-    """Reserve step 1 for these enrollments the way the tick does (same statement, the variant
-    chosen)."""
+    """Reserve step 1 for these enrollments with the tick's own statement (sql/tick_reserve.sql),
+    as if the tick had chosen them all for this mailbox. The recipient-domain limit is lifted:
+    every prospect here is at example.com, and B5 measures the sender, not the tick's caps."""
     from django.db import transaction
 
     from warmysender.lib.sql import hot_cursor
     from warmysender.mailboxes.models import Mailbox
-    from warmysender.sequences.models import Enrollment, Step, Variant
+    from warmysender.sequences.models import Enrollment
     from warmysender.sequences.scheduler import _sql
 
-    step = Step.objects.get(step_index=1)
-    variant = Variant.objects.get(step=step, label="A")
     mailbox = Mailbox.objects.get(pk=mailbox_id)
-    rows = list(
-        Enrollment.objects.filter(id__in=enrollment_ids).values_list("id", "prospect__email")
-    )
-    enrollment_ids = [str(e) for e, _ in rows]
+    rows = list(Enrollment.objects.filter(id__in=enrollment_ids).values_list("id", "campaign_id"))
     n = len(rows)
-    day = now.date().isoformat()
+    day = now.date()
     with transaction.atomic(), hot_cursor() as cursor:
         cursor.execute(
-            _sql("reserve_actions"),
+            _sql("tick_reserve"),
             {
-                "now": now,
+                "ids": [e for e, _ in rows],
+                "campaign_ids": [c for _, c in rows],
+                "mailbox_ids": [mailbox.pk] * n,
                 "workspace_ids": [mailbox.workspace_id] * n,
-                "enrollment_ids": enrollment_ids,
-                "step_ids": [step.id] * n,
-                "campaign_ids": [step.campaign_id] * n,
-                "variant_ids": [variant.id] * n,
-                "mailbox_ids": [mailbox_id] * n,
+                "campaign_days": [day] * n,
                 "from_emails": [mailbox.email] * n,
-                "to_emails": [email for _, email in rows],
-                "counters": [json.dumps([["mailbox", mailbox_id, day]])] * n,
+                "zones": ["UTC"] * n,
+                "days": [day] * n,
+                "useds": [0] * n,
+                "caps": [n] * n,
+                "pair_limiteds": [False] * n,
+                "quota_workspaces": [],
+                "now": now,
+                "domain_limit": 10**9,
+                "any_floor": False,
+                "spacing_min": 60.0,
+                "spacing_max": 300.0,
+                "utc_day": day,
+                "utc_month": day.replace(day=1),
             },
         )
-        cursor.execute(
-            "UPDATE sequences_enrollment SET status = 'sending', mailbox_id = %s WHERE id = ANY(%s::uuid[])",
-            [mailbox_id, enrollment_ids],
-        )
+        kinds = [row[0] for row in cursor.fetchall()]
+    assert kinds.count("reserved") == n, kinds[:5]
 
 
 def raw_loop(port: int, n: int, offset: int) -> int:

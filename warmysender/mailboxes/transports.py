@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 # handed over and the server was told to forget it (RSET).
 Outcome = Literal["sent", "rejected", "deferred", "auth_failed", "unknown", "withdrawn"]
 GoAhead = Callable[[], bool]
+# Work of the caller's, done while the server reads a message that is fully written and before
+# its reply is read: the server's time is the caller's too. It must not raise.
+Meanwhile = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,13 @@ class Transport(Protocol):
         *,
         now: datetime,
         go_ahead: GoAhead | None = None,
+        meanwhile: Meanwhile | None = None,
     ) -> SendResult:
         """Hand `message` over. `go_ahead`, when given, is asked once the envelope (MAIL, RCPT)
         is accepted and before DATA: the caller can prepare the hand-over (commit `sending`)
-        while the server answers the envelope, and withdraw the message if it must not go."""
+        while the server answers the envelope, and withdraw the message if it must not go.
+        `meanwhile`, when given, runs once the whole message is written, before the server's
+        answer is read (not at all when the message never got that far)."""
         ...
 
     def connect(self) -> SendResult | None: ...
@@ -323,6 +329,7 @@ class SmtpTransport:
         *,
         now: datetime,
         go_ahead: GoAhead | None = None,
+        meanwhile: Meanwhile | None = None,
     ) -> SendResult:
         recipients = recipients_of(message)
         if not recipients:
@@ -331,7 +338,7 @@ class SmtpTransport:
             return self._failure
         reused = self._smtp is not None
         try:
-            return self._transaction(message, recipients, go_ahead)
+            return self._transaction(message, recipients, go_ahead, meanwhile)
         except _Disconnected as lost:
             if not reused:
                 return lost.result
@@ -339,7 +346,7 @@ class SmtpTransport:
         # before this one's MAIL was accepted: nothing of it was handed over, so one fresh
         # connection may try again.
         try:
-            return self._transaction(message, recipients, go_ahead)
+            return self._transaction(message, recipients, go_ahead, meanwhile)
         except _Disconnected as lost_again:
             return lost_again.result
 
@@ -348,6 +355,7 @@ class SmtpTransport:
         message: email.message.EmailMessage,
         recipients: list[str],
         go_ahead: GoAhead | None,
+        meanwhile: Meanwhile | None = None,
     ) -> SendResult:
         if self._smtp is None:
             try:
@@ -405,6 +413,8 @@ class SmtpTransport:
             return SendResult(
                 "deferred", None, f"connection lost before the end of the message: {exc}"
             )
+        if meanwhile is not None:
+            meanwhile()
 
         # From here on the server may have the message: no answer means "unknown".
         try:
@@ -534,6 +544,7 @@ class SandboxTransport:
         *,
         now: datetime,
         go_ahead: GoAhead | None = None,
+        meanwhile: Meanwhile | None = None,
     ) -> SendResult:
         recipients = recipients_of(message)
         if not recipients:
@@ -552,4 +563,6 @@ class SandboxTransport:
             raw=_storable(message.as_string()),
             created_at=now,
         )
+        if meanwhile is not None:
+            meanwhile()
         return SendResult("sent", 250, f"captured by the sandbox as {captured.pk}")

@@ -6,6 +6,14 @@ crash before the `sending` commit leaves it `reserved` and the watchdog gives it
 scheduler; a crash after leaves it `sending`, and the watchdog turns that into `unknown`, which
 is never retried automatically — a person decides. A duplicate cold email is worse than a miss.
 
+Only the `sending` marker must be durable before its hand-over: it is one short statement per
+message (sql/mark_sending.sql, committed synchronously) that runs on a helper thread while the
+server answers the envelope. The outcomes of accepted messages are recorded a batch at a time
+(sql/record_sent.sql, not waiting for the disk) while the server reads a later message — a lost
+or not yet recorded outcome leaves the action `sending`, which the watchdog makes `unknown`,
+never a second send. Any other outcome is recorded at once, after the batch. The next message is
+rendered while the server reads the current one.
+
 Sends of one mailbox are serialised with a session advisory lock held for the whole run, so one
 SMTP conversation per mailbox exists at any time, on any machine.
 """
@@ -16,27 +24,32 @@ import email.policy
 import json
 import logging
 import random
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
-from functools import partial
-from typing import Any
+from functools import cache, partial
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 
+from warmysender.accounts.models import Workspace
 from warmysender.audit.services import Actor, emit_event, record_audit
 from warmysender.email import rendering, tracking
 from warmysender.email.unsubscribe import unsubscribe_url
 from warmysender.lib.sql import load
 from warmysender.mailboxes.models import Mailbox
 from warmysender.mailboxes.transports import SendResult, Transport, open_transport
+from warmysender.prospects.models import Prospect
 from warmysender.prospects.services import is_suppressed
 from warmysender.sequences import caps, engine
 from warmysender.sequences.models import (
@@ -47,11 +60,13 @@ from warmysender.sequences.models import (
     Enrollment,
     EnrollmentStatus,
     MailboxThrottle,
+    Step,
     Variant,
 )
 from warmysender.sequences.services import log_event, set_enrollment_status, window_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SENDER = Actor.system("sender")
 # RFC 5322 allows 998 characters a line; the default 78 would encode long headers such as
 # List-Unsubscribe into MIME words that mail clients do not read as a URL.
@@ -134,6 +149,13 @@ def _unlock(mailbox_id: str) -> None:
 # Reservations read per query: one select per batch instead of one per message. Whether each
 # may still go is checked again, in one statement, at the moment it is marked `sending`.
 FETCH_BATCH = 50
+# Outcomes of accepted messages are recorded together (sql/record_sent.sql), while the server
+# reads a later message: once this many are waiting, or the oldest has waited this long — and
+# always before any other outcome and at the end of the run. Until then such a message reads
+# `sending`; were the sender to die meanwhile, the watchdog would make those `unknown` (never a
+# second send), so the batch is kept short.
+RECORD_BATCH = 20
+RECORD_EVERY_SECONDS = 1.0
 
 
 def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, limit: int) -> int:
@@ -141,99 +163,159 @@ def _drain(mailbox_id: str, clock: Callable[[], datetime], rng: random.Random, l
     if mailbox is None:
         return 0
     transport: Transport | None = None
-    # The last message the server accepted, not yet recorded: its outcome travels with the
-    # next message's `sending` marker, one round trip for both.
-    unrecorded: Delivered | None = None
-    # That statement runs on this thread's database connection from a helper thread, while
-    # this one talks to the SMTP server; never both at once (each waits for the other).
+    # The marker and the outcome batches run on this thread's database connection from a helper
+    # thread, while this one talks to the SMTP server; never both at once (this thread waits
+    # for the helper's statements before it reads or writes through the ORM).
     connection.ensure_connection()
     raw_connection = connection.connection
     statements = ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-record")
+    outcomes = SentOutcomes(raw_connection, statements, mailbox, rng)
+    shared = SharedRows()
     sent = 0
-    try:
-        while sent < limit:
-            batch = fetch_reserved(mailbox, FETCH_BATCH)
-            if not batch:
-                break
-            stop = False
-            # The next message is rendered on the helper thread while the server takes this
-            # one (DATA, the payload, the reply), so its rendering costs no time of its own.
-            ahead: dict[Any, Future[Prepared]] = {}
-            for i, action in enumerate(batch):
-                now = clock()
-                rendering_ahead = ahead.pop(action.pk, None)
-                prepared = (
-                    settle_rendering(action, now, rendering_ahead.result)
-                    if rendering_ahead is not None
-                    else prepare(action, mailbox, now)
-                )
-                if prepared is None:
-                    continue
-                if transport is None:
-                    transport = open_transport(mailbox)
-                    refused = transport.connect()
-                    if refused is not None:
-                        record_outcome(prepared, refused, now=clock(), rng=rng, started=False)
-                        # The mailbox is refused or backing off: the rest of its reservations
-                        # wait for it.
-                        stop = True
-                        break
-                # The previous outcome and this `sending` marker commit while the server
-                # answers this message's envelope; DATA waits for the commit (the go-ahead).
-                params = record_params(unrecorded, mark=prepared, now=clock(), rng=rng)
-                recording = statements.submit(execute_record, raw_connection, params)
-                following = batch[i + 1] if i + 1 < len(batch) else None
-
-                go_ahead = partial(
-                    _go_ahead_rendering_next, recording, following, mailbox, statements, ahead
-                )
-                result = transport.send(prepared.message, now=clock(), go_ahead=go_ahead)
-                delivered, unrecorded = unrecorded, None
-                after_record(delivered, recording.result())
-                if not marked(recording):
-                    # Not wanted any more (or someone else took it): nothing was handed over.
-                    _settle_refused_mark(prepared, mailbox, clock())
-                    continue
-                if result.outcome == "sent":
-                    unrecorded = Delivered(prepared, result, clock())
-                    sent += 1
-                else:
-                    record_outcome(prepared, result, now=clock(), rng=rng, started=True)
-                if result.outcome in ("unknown", "deferred", "auth_failed"):
-                    # The connection is in doubt or refused: start a fresh one next time.
-                    transport.close()
-                    transport = None
-                    if result.outcome != "unknown":
-                        stop = True
-                        break
-                if sent >= limit:
+    with _prepared_statements(raw_connection):
+        try:
+            while sent < limit:
+                outcomes.wait()
+                batch = fetch_reserved(mailbox, FETCH_BATCH, shared)
+                if not batch:
                     break
-            if stop:
-                break
-    finally:
-        statements.shutdown(wait=True)
-        if unrecorded is not None:
-            record_sent(unrecorded, mark=None, now=unrecorded.at, rng=rng)
-        if transport is not None:
-            transport.close()
-        _release_leftovers_if_blocked(mailbox, clock())
+                stop = False
+                # The next message is rendered while the server reads this one (once the whole
+                # message is written, before its reply is read): the server's time is ours too.
+                ahead: dict[Any, Future[Prepared]] = {}
+                for i, action in enumerate(batch):
+                    now = clock()
+                    rendering_ahead = ahead.pop(action.pk, None)
+                    if rendering_ahead is None:
+                        outcomes.wait()
+                        prepared = prepare(action, mailbox, now)
+                    else:
+                        prepared = settle_rendering(
+                            action, now, rendering_ahead.result, before_parking=outcomes.wait
+                        )
+                    if prepared is None:
+                        continue
+                    if transport is None:
+                        outcomes.wait()
+                        transport = open_transport(mailbox)
+                        refused = transport.connect()
+                        if refused is not None:
+                            outcomes.flush()
+                            record_outcome(prepared, refused, now=clock(), rng=rng, started=False)
+                            # The mailbox is refused or backing off: the rest of its reservations
+                            # wait for it.
+                            stop = True
+                            break
+                    # The `sending` marker commits while the server answers this message's
+                    # envelope; DATA waits for the commit (the go-ahead).
+                    recording = start(
+                        statements, execute_mark, raw_connection, mark_params(prepared, clock())
+                    )
+                    following = batch[i + 1] if i + 1 < len(batch) else None
+                    ready = Ready(recording, following, outcomes)
+                    result = transport.send(
+                        prepared.message,
+                        now=clock(),
+                        go_ahead=ready.go_ahead,
+                        meanwhile=partial(ready.render_following, mailbox, ahead),
+                    )
+                    if not recording.result():
+                        # Not wanted any more (or someone else took it): nothing was handed over.
+                        outcomes.wait()
+                        _settle_refused_mark(prepared, mailbox, clock())
+                        continue
+                    if result.outcome == "sent":
+                        outcomes.add(Delivered(prepared, result, clock()))
+                        sent += 1
+                    else:
+                        outcomes.flush()
+                        record_outcome(prepared, result, now=clock(), rng=rng, started=True)
+                    if result.outcome in ("unknown", "deferred", "auth_failed"):
+                        # The connection is in doubt or refused: start a fresh one next time.
+                        transport.close()
+                        transport = None
+                        if result.outcome != "unknown":
+                            stop = True
+                            break
+                    if sent >= limit:
+                        break
+                if stop:
+                    break
+        finally:
+            statements.shutdown(wait=True)
+            outcomes.flush()
+            if transport is not None:
+                transport.close()
+            _release_leftovers_if_blocked(mailbox, clock())
     return sent
 
 
-def _go_ahead_rendering_next(
-    recording: Future[tuple[Any, ...]],
-    following: Action | None,
-    mailbox: Mailbox,
-    statements: ThreadPoolExecutor,
-    ahead: dict[Any, Future[Prepared]],
-) -> bool:
-    """The go-ahead for DATA: whether the `sending` marker was committed. When it was, the next
-    message starts rendering on the helper thread (its database reads done here, on this one)."""
-    if not marked(recording):
-        return False
-    if following is not None:
-        ahead[following.pk] = statements.submit(render, following, mailbox, inputs_of(following))
-    return True
+def start(statements: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Future[T]:
+    """Run `fn` on the helper thread, returning once it has started. The helper needs the
+    interpreter lock to send its statement, and this thread, busy rendering or serialising,
+    would otherwise keep it until it next waits on the SMTP server: this way the statement is
+    with the database before this thread goes on."""
+    started = threading.Event()
+
+    def run() -> T:
+        started.set()
+        return fn(*args)
+
+    future = statements.submit(run)
+    started.wait()
+    return future
+
+
+@contextmanager
+def _prepared_statements(raw_connection: Any) -> Iterator[None]:
+    """Server-side prepared statements for the statements this run asks it of (`prepare=True`):
+    planned once per connection instead of once per message. Django leaves them off because a
+    transaction pooler would lose them; a send run holds a session advisory lock for its whole
+    length, so it needs a session of its own anyway. Other queries stay unprepared."""
+    before = raw_connection.prepare_threshold
+    if before is None:
+        raw_connection.prepare_threshold = sys.maxsize
+    try:
+        yield
+    finally:
+        raw_connection.prepare_threshold = before
+
+
+class Ready:
+    """One message's go-ahead and what is done in its shadow. The go-ahead waits for the
+    `sending` marker; once it is committed, the database reads for rendering the following
+    message are made (the helper thread has nothing running then) and a due batch of outcomes
+    goes to the helper, which records it while the server reads this message and the following
+    one renders."""
+
+    def __init__(
+        self, recording: Future[bool], following: Action | None, outcomes: SentOutcomes
+    ) -> None:
+        self.recording = recording
+        self.following = following
+        self.outcomes = outcomes
+        self.inputs: RenderInputs | None = None
+
+    def go_ahead(self) -> bool:
+        if not self.recording.result():
+            return False
+        if self.following is not None:
+            self.inputs = inputs_of(self.following)
+        self.outcomes.record_if_due()
+        return True
+
+    def render_following(self, mailbox: Mailbox, ahead: dict[Any, Future[Prepared]]) -> None:
+        """Render the following message while the server reads this one, keeping what comes of
+        it (the message, or why it cannot be rendered) for its turn. Touches no database, and
+        must not raise."""
+        if self.following is None or self.inputs is None:
+            return
+        rendered: Future[Prepared] = Future()
+        try:
+            rendered.set_result(render(self.following, mailbox, self.inputs))
+        except Exception as exc:
+            rendered.set_exception(exc)
+        ahead[self.following.pk] = rendered
 
 
 def _release_leftovers_if_blocked(mailbox: Mailbox, now: datetime) -> None:
@@ -262,15 +344,82 @@ def _release_leftovers_if_blocked(mailbox: Mailbox, now: datetime) -> None:
         )
 
 
-def fetch_reserved(mailbox: Mailbox, limit: int) -> list[Action]:
-    """The oldest reserved actions of `mailbox`, with what rendering them needs."""
-    return list(
-        Action.objects.filter(mailbox=mailbox, state=ActionState.RESERVED)
-        .order_by("reserved_at", "id")
-        .select_related(
-            "step", "variant", "campaign", "workspace", "enrollment", "enrollment__prospect"
-        )[:limit]
-    )
+class SharedRows:
+    """The steps, variants, campaigns and workspaces of a run's reservations, read once per run
+    (many reservations share each): a reservation is read with its enrollment and prospect only.
+    Whether a campaign is still running is read again by the `sending` marker."""
+
+    def __init__(self) -> None:
+        self.steps: dict[Any, Step] = {}
+        self.variants: dict[Any, Variant] = {}
+        self.campaigns: dict[Any, Campaign] = {}
+        self.workspaces: dict[Any, Workspace] = {}
+
+    def attach(self, actions: list[Action]) -> None:
+        _read_missing(self.steps, Step, {a.step_id for a in actions})
+        _read_missing(
+            self.variants, Variant, {a.variant_id for a in actions if a.variant_id is not None}
+        )
+        _read_missing(self.campaigns, Campaign, {a.campaign_id for a in actions})
+        _read_missing(self.workspaces, Workspace, {a.workspace_id for a in actions})
+        for a in actions:
+            a.step = self.steps[a.step_id]
+            if a.variant_id is not None:
+                a.variant = self.variants[a.variant_id]
+            a.campaign = self.campaigns[a.campaign_id]
+            a.workspace = self.workspaces[a.workspace_id]
+
+
+def _read_missing(known: dict[Any, Any], model: Any, ids: set[Any]) -> None:
+    missing = ids - known.keys()
+    if missing:
+        known.update(model.objects.in_bulk(list(missing)))
+
+
+_FETCHED_MODELS = (Action, Enrollment, Prospect)
+
+
+@cache
+def _fetch_statement() -> tuple[str, list[tuple[Any, list[str], list[tuple[int, Any]]]]]:
+    """sql/fetch_reserved.sql with every column of the three models, and per model: the model,
+    its attribute names and the fields whose database value needs converting (JSON)."""
+    layout = []
+    columns = []
+    for alias, model in zip("aep", _FETCHED_MODELS, strict=True):
+        fields = list(model._meta.concrete_fields)
+        columns += [f"{alias}.{f.column}" for f in fields]
+        converted = [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+        layout.append((model, [f.attname for f in fields], converted))
+    sql = load("warmysender.sequences", "fetch_reserved").format(columns=", ".join(columns))
+    return sql, layout
+
+
+def fetch_reserved(mailbox: Mailbox, limit: int, shared: SharedRows | None = None) -> list[Action]:
+    """The oldest reserved actions of `mailbox`, with what rendering them needs: the enrollment
+    and the prospect read with each action, the rest shared (see SharedRows)."""
+    sql, layout = _fetch_statement()
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, {"mailbox_id": mailbox.pk, "limit": limit}, prepare=True)
+        rows = cursor.fetchall()
+    actions: list[Action] = []
+    db = connection.alias
+    for row in rows:
+        instances = []
+        start = 0
+        for model, names, converted in layout:
+            values = list(row[start : start + len(names)])
+            start += len(names)
+            for i, field in converted:
+                values[i] = field.from_db_value(values[i], None, connection)
+            instances.append(model.from_db(db, names, values))
+        action, enrollment, prospect = instances
+        enrollment.prospect = prospect
+        action.enrollment = enrollment
+        action.mailbox = mailbox
+        actions.append(action)
+    (shared or SharedRows()).attach(actions)
+    return actions
 
 
 def prepare(action: Action, mailbox: Mailbox, now: datetime) -> Prepared | None:
@@ -296,25 +445,26 @@ def inputs_of(action: Action) -> RenderInputs:
 def render(action: Action, mailbox: Mailbox, inputs: RenderInputs) -> Prepared:
     """The message of `action`. Raises rendering.MissingVariable / TemplateProblem."""
     enrollment, campaign = action.enrollment, action.campaign
-    message = build_message(action, enrollment, campaign, mailbox, inputs)
+    message, message_id, subject = build_message(action, enrollment, campaign, mailbox, inputs)
     return Prepared(
-        action,
-        enrollment,
-        campaign,
-        mailbox,
-        message,
-        message_id=message["Message-ID"],
-        subject=str(message["Subject"]),
+        action, enrollment, campaign, mailbox, message, message_id=message_id, subject=subject
     )
 
 
 def settle_rendering(
-    action: Action, now: datetime, rendered: Callable[[], Prepared]
+    action: Action,
+    now: datetime,
+    rendered: Callable[[], Prepared],
+    *,
+    before_parking: Callable[[], None] | None = None,
 ) -> Prepared | None:
-    """The prepared message, or None after parking the prospect when it cannot be rendered."""
+    """The prepared message, or None after parking the prospect when it cannot be rendered
+    (`before_parking` runs first: the helper thread must be done with the connection)."""
     try:
         return rendered()
     except (rendering.MissingVariable, rendering.TemplateProblem) as exc:
+        if before_parking is not None:
+            before_parking()
         with transaction.atomic():
             if Action.objects.filter(pk=action.pk, state=ActionState.RESERVED).exists():
                 _park_for_template_fix(action, action.enrollment, action.campaign, str(exc), now)
@@ -442,7 +592,9 @@ def build_message(
     campaign: Campaign,
     mailbox: Mailbox,
     inputs: RenderInputs,
-) -> EmailMessage:
+) -> tuple[EmailMessage, str, str]:
+    """The message, its Message-ID and its subject (reading them back from the message would
+    parse the headers again)."""
     variant = inputs.variant
     sender = rendering.Sender(
         email=mailbox.email,
@@ -482,7 +634,8 @@ def build_message(
             message[name] = value
 
     raw("Date", format_datetime(action.reserved_at or action.created_at))
-    raw("Message-ID", action.message_id or make_msgid(domain=domain))
+    message_id = action.message_id or make_msgid(domain=domain)
+    raw("Message-ID", message_id)
     if threaded:
         raw("In-Reply-To", enrollment.last_message_id)
         raw("References", enrollment.last_message_id)
@@ -498,7 +651,7 @@ def build_message(
     )
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    return message
+    return message, message_id, subject
 
 
 def record_outcome(
@@ -506,7 +659,7 @@ def record_outcome(
 ) -> None:
     action, campaign, mailbox = prepared.action, prepared.campaign, prepared.mailbox
     if result.outcome == "sent":
-        record_sent(Delivered(prepared, result, now), mark=None, now=now, rng=rng)
+        record_sent([Delivered(prepared, result, now)], rng=rng)
         return
     with transaction.atomic():
         # Only the `sending` marker must be durable before the hand-over. If this outcome's
@@ -584,90 +737,150 @@ def record_outcome(
         )
 
 
-def record_sent(
-    delivered: Delivered | None, *, mark: Prepared | None, now: datetime, rng: random.Random
-) -> bool:
-    """Record `delivered` (a message the server accepted) and commit `mark`'s `sending` marker if
-    that send is still wanted, in one statement (sql/record_sent.sql). Returns whether `mark`
-    was marked; when it was not, nothing of it changed and the caller looks at why."""
-    connection.ensure_connection()
-    row = execute_record(
-        connection.connection, record_params(delivered, mark=mark, now=now, rng=rng)
-    )
-    after_record(delivered, row)
-    return bool(row[7])
-
-
-def record_params(
-    delivered: Delivered | None, *, mark: Prepared | None, now: datetime, rng: random.Random
-) -> dict[str, Any]:
-    params: dict[str, Any] = {
+def mark_params(prepared: Prepared, now: datetime) -> dict[str, Any]:
+    return {
+        "id": prepared.action.pk,
         "now": now,
-        "next_id": None,
-        "next_message_id": None,
-        "next_subject": None,
-        **_NOTHING_DELIVERED,
+        "message_id": prepared.message_id,
+        "subject": prepared.subject,
     }
-    if mark is not None:
-        params.update(
-            next_id=mark.action.pk, next_message_id=mark.message_id, next_subject=mark.subject
-        )
-    if delivered is not None:
-        params.update(_delivered_params(delivered, rng))
-    return params
 
 
-def execute_record(raw_connection: Any, params: dict[str, Any]) -> tuple[Any, ...]:
-    """Run sql/record_sent.sql on `raw_connection` (psycopg, autocommit). Touches no ORM, so it
-    may run on a helper thread."""
+def execute_mark(raw_connection: Any, params: dict[str, Any]) -> bool:
+    """Commit the `sending` marker (sql/mark_sending.sql) on `raw_connection` (psycopg,
+    autocommit) if the send is still wanted; whether it was. Touches no ORM, so it may run on
+    a helper thread."""
     with psycopg.Cursor(raw_connection) as cursor:
-        # Prepared: the same statement once per message, planned once per connection.
-        cursor.execute(load("warmysender.sequences", "record_sent"), params, prepare=True)
-        row = cursor.fetchone()
-    assert row is not None
-    return tuple(row)
+        cursor.execute(load("warmysender.sequences", "mark_sending"), params, prepare=True)
+        return cursor.fetchone() is not None
 
 
-def marked(recording: Future[tuple[Any, ...]]) -> bool:
-    """Whether the statement committed the `sending` marker (waits for it)."""
-    return bool(recording.result()[7])
+def record_sent(deliveries: list[Delivered], *, rng: random.Random) -> None:
+    """Record messages the server accepted, now, on this thread (sql/record_sent.sql)."""
+    if not deliveries:
+        return
+    mailbox = deliveries[0].prepared.mailbox
+    rows = [_sent_row(d, rng) for d in deliveries]
+    connection.ensure_connection()
+    paced = execute_record(connection.connection, record_params(rows, mailbox))
+    after_record(deliveries, paced)
 
 
-def after_record(delivered: Delivered | None, row: tuple[Any, ...]) -> None:
-    if delivered is not None and not row[2]:
-        # On the backoff ladder: this success counts toward clearing it.
-        with transaction.atomic():
-            _throttle_success(delivered.prepared.mailbox, delivered.at)
-
-
-_NOTHING_DELIVERED: dict[str, Any] = dict.fromkeys(
-    [
-        "action_id", "workspace_id", "mailbox_id", "enrollment_id", "code", "message_id",
-        "subject", "status", "next_step_index", "next_action_at", "wait_reason", "finished_at",
-        "data", "completed_data", "actor",
-    ]
+# The columns of sql/record_sent.sql, one array each.
+_SENT_COLUMNS = (
+    "action_ids", "workspace_ids", "enrollment_ids", "ats", "codes", "message_ids", "subjects",
+    "statuses", "next_step_indexes", "next_action_ats", "wait_reasons", "finished_ats", "data",
+    "completed_data",
 )  # fmt: skip
 
 
-def _delivered_params(delivered: Delivered, rng: random.Random) -> dict[str, Any]:
+def _sent_row(delivered: Delivered, rng: random.Random) -> tuple[Any, ...]:
+    """One message's values for sql/record_sent.sql, in the order of _SENT_COLUMNS. Reads the
+    campaign's steps (cached), so it runs on the sender's thread."""
     prepared, at = delivered.prepared, delivered.at
     action, enrollment = prepared.action, prepared.enrollment
     fields, _ = next_step_fields(enrollment.campaign_id, action.step.step_index, at, rng)
     data, completed_data = _sent_event_data(enrollment, action, prepared.message_id)
-    return {
-        **fields,
-        "now": at,
-        "code": delivered.result.code or 250,
-        "action_id": action.pk,
-        "workspace_id": action.workspace_id,
-        "mailbox_id": prepared.mailbox.pk,
-        "enrollment_id": enrollment.pk,
-        "message_id": prepared.message_id,
-        "subject": prepared.subject,
-        "data": json.dumps(data),
-        "completed_data": json.dumps(completed_data),
-        "actor": SENDER.label,
+    return (
+        action.pk,
+        action.workspace_id,
+        enrollment.pk,
+        at,
+        delivered.result.code or 250,
+        prepared.message_id,
+        prepared.subject,
+        fields["status"],
+        fields["next_step_index"],
+        fields["next_action_at"],
+        fields["wait_reason"],
+        fields["finished_at"],
+        json.dumps(data),
+        json.dumps(completed_data),
+    )
+
+
+def record_params(rows: list[tuple[Any, ...]], mailbox: Mailbox) -> dict[str, Any]:
+    columns = zip(*rows, strict=True)
+    params: dict[str, Any] = {
+        name: list(column) for name, column in zip(_SENT_COLUMNS, columns, strict=True)
     }
+    params.update(mailbox_id=mailbox.pk, last_at=max(row[3] for row in rows), actor=SENDER.label)
+    return params
+
+
+def execute_record(raw_connection: Any, params: dict[str, Any]) -> bool:
+    """Run sql/record_sent.sql on `raw_connection` (psycopg, autocommit); whether the mailbox's
+    last send was moved on (False: it is on the backoff ladder, see after_record). Touches no
+    ORM, so it may run on a helper thread."""
+    with psycopg.Cursor(raw_connection) as cursor:
+        cursor.execute(load("warmysender.sequences", "record_sent"), params, prepare=True)
+        row = cursor.fetchone()
+    assert row is not None
+    return bool(row[1])
+
+
+def after_record(deliveries: list[Delivered], paced: bool) -> None:
+    if not paced:
+        # On the backoff ladder: each success counts toward clearing it.
+        for delivered in deliveries:
+            with transaction.atomic():
+                _throttle_success(delivered.prepared.mailbox, delivered.at)
+
+
+class SentOutcomes:
+    """Messages the server accepted whose outcome is not recorded yet. A due batch is recorded
+    on the helper thread, behind the `sending` marker that gave the go-ahead, while this thread
+    talks to the SMTP server; `wait` before this thread uses the database itself."""
+
+    def __init__(
+        self,
+        raw_connection: Any,
+        statements: ThreadPoolExecutor,
+        mailbox: Mailbox,
+        rng: random.Random,
+    ) -> None:
+        self.raw_connection = raw_connection
+        self.statements = statements
+        self.mailbox = mailbox
+        self.rng = rng
+        self.pending: list[Delivered] = []
+        self.oldest = 0.0
+        self.recording: tuple[Future[bool], list[Delivered]] | None = None
+
+    def add(self, delivered: Delivered) -> None:
+        if not self.pending:
+            self.oldest = time.monotonic()
+        self.pending.append(delivered)
+
+    def record_if_due(self) -> None:
+        """Hand the pending outcomes to the helper thread when there are enough of them or the
+        oldest has waited long enough. Reads the campaign's steps (see `_sent_row`), so only
+        while the helper has nothing running."""
+        if not self.pending or (
+            len(self.pending) < RECORD_BATCH
+            and time.monotonic() - self.oldest < RECORD_EVERY_SECONDS
+        ):
+            return
+        self.wait()
+        deliveries, self.pending = self.pending, []
+        params = record_params([_sent_row(d, self.rng) for d in deliveries], self.mailbox)
+        future = start(self.statements, execute_record, self.raw_connection, params)
+        self.recording = (future, deliveries)
+
+    def wait(self) -> None:
+        """Until the batch being recorded is (the helper leaves the connection alone)."""
+        if self.recording is None:
+            return
+        future, deliveries = self.recording
+        self.recording = None
+        after_record(deliveries, future.result())
+
+    def flush(self) -> None:
+        """Record everything now, on this thread."""
+        self.wait()
+        if self.pending:
+            deliveries, self.pending = self.pending, []
+            record_sent(deliveries, rng=self.rng)
 
 
 def _sent_event_data(

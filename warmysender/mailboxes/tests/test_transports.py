@@ -121,6 +121,31 @@ def test_the_go_ahead_is_not_asked_when_the_envelope_is_refused(
     assert smtp_server.messages == []
 
 
+def test_meanwhile_runs_once_the_whole_message_is_written_and_before_its_reply(
+    tenant: Tenant, smtp_server: SmtpServer
+) -> None:
+    seen: list[int] = []
+    smtp_server.behave("bounce@example.org", "data:554 5.7.1 refused after the dot")
+    with open_transport(smtp_mailbox(tenant, smtp_server)) as transport:
+        sent = transport.send(
+            message(to="a@example.org"), now=NOW, meanwhile=lambda: seen.append(1)
+        )
+        refused = transport.send(
+            message(to="bounce@example.org"), now=NOW, meanwhile=lambda: seen.append(2)
+        )
+        withdrawn = transport.send(
+            message(to="b@example.org"),
+            now=NOW,
+            go_ahead=lambda: False,
+            meanwhile=lambda: seen.append(3),
+        )
+
+    assert (sent.outcome, refused.outcome, withdrawn.outcome) == ("sent", "rejected", "withdrawn")
+    # The refusal after the dot was read after meanwhile ran; a withdrawn message never got
+    # that far.
+    assert seen == [1, 2]
+
+
 def test_the_sandbox_asks_for_the_go_ahead_too(tenant: Tenant) -> None:
     mailbox = make_mailbox(tenant, kind="sandbox")
     with open_transport(mailbox) as transport:

@@ -104,22 +104,31 @@ WITH chosen AS (
 ), paced AS (
   -- The mailbox's slot: the pacer moves on (the longest "minutes between sends" of the running
   -- campaigns sharing it, or 1–5 random minutes, whichever is longer), and the day's count and
-  -- the recipient domain's count go up, from zero on a new local day.
+  -- the recipient domains' counts go up, from zero on a new local day. (The tick gives a mailbox
+  -- one send a batch; the sums keep the counts right for any batch.)
   INSERT INTO sequences_mailboxthrottle AS t (mailbox_id, workspace_id, next_send_at,
       last_assigned_at, backoff_level, backoff_successes, count_day, day_count, domain_counts)
-  SELECT r.mailbox_id, r.workspace_id,
+  SELECT m.mailbox_id, m.workspace_id,
          %(now)s + greatest(
            make_interval(mins => CASE WHEN %(any_floor)s THEN (
              SELECT coalesce(max(c.min_minutes_between_sends), 0)
              FROM sequences_campaignmailbox cm JOIN sequences_campaign c ON c.id = cm.campaign_id
-             WHERE cm.mailbox_id = r.mailbox_id AND c.status = 'running') ELSE 0 END),
+             WHERE cm.mailbox_id = m.mailbox_id AND c.status = 'running') ELSE 0 END),
            make_interval(secs => %(spacing_min)s + random() * (%(spacing_max)s - %(spacing_min)s))),
-         %(now)s, 0, 0, r.day, 1, jsonb_build_object(r.domain, 1)
-  FROM reserved r
+         %(now)s, 0, 0, m.day, m.n, m.domains
+  FROM (
+    SELECT mailbox_id, workspace_id, day, sum(n)::int AS n, jsonb_object_agg(domain, n) AS domains
+    FROM (
+      SELECT mailbox_id, workspace_id, day, domain, count(*) AS n
+      FROM reserved GROUP BY mailbox_id, workspace_id, day, domain
+    ) per_domain
+    GROUP BY mailbox_id, workspace_id, day
+  ) m
   ON CONFLICT (mailbox_id) DO UPDATE
   SET next_send_at = EXCLUDED.next_send_at,
       last_assigned_at = EXCLUDED.last_assigned_at,
-      day_count = CASE WHEN t.count_day = EXCLUDED.count_day THEN t.day_count + 1 ELSE 1 END,
+      day_count = CASE WHEN t.count_day = EXCLUDED.count_day
+                       THEN t.day_count + EXCLUDED.day_count ELSE EXCLUDED.day_count END,
       domain_counts = CASE
           WHEN t.count_day = EXCLUDED.count_day THEN t.domain_counts || (
             SELECT jsonb_object_agg(d.key, d.value::int + coalesce((t.domain_counts ->> d.key)::int, 0))
