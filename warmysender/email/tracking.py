@@ -18,7 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+
+from warmysender.lib.urls import reverse_token
 
 OPEN_SALT = "warmysender.tracking.open"
 CLICK_SALT = "warmysender.tracking.click"
@@ -67,11 +68,11 @@ def target_for_click_token(token: str) -> ClickTarget | None:
 
 
 def open_url(base: str, action_id: uuid.UUID) -> str:
-    return base + reverse("tracking-open", args=[open_token(action_id)])
+    return base + reverse_token("tracking-open", open_token(action_id))
 
 
 def click_url(base: str, action_id: uuid.UUID, url: str) -> str:
-    return base + reverse("tracking-click", args=[click_token(action_id, url)])
+    return base + reverse_token("tracking-click", click_token(action_id, url))
 
 
 def _is_ours(url: str, bases: tuple[str, ...]) -> bool:

@@ -10,9 +10,9 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.urls import reverse
 
 from warmysender.audit.services import Actor, emit_event
+from warmysender.lib.urls import reverse_token
 from warmysender.prospects.models import GlobalStatus, Prospect
 
 SALT = "warmysender.unsubscribe"
@@ -24,7 +24,7 @@ def unsubscribe_token(enrollment: Any) -> str:
 
 
 def unsubscribe_url(enrollment: Any) -> str:
-    return settings.SITE_URL + reverse("unsubscribe", args=[unsubscribe_token(enrollment)])
+    return settings.SITE_URL + reverse_token("unsubscribe", unsubscribe_token(enrollment))
 
 
 def enrollment_for_token(token: str) -> Any | None:
