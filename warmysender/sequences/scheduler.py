@@ -307,6 +307,7 @@ def claim_and_reserve(
                 "now": now,
                 "hard_cap": caps.HARD_DAILY_CAP,
                 "open_ids": [c.id for c in plan.open],
+                "open_campaigns": [c.id for c in plan.open],
                 "open_workspaces": [c.workspace_id for c in plan.open],
                 "open_rooms": [c.room for c in plan.open],
                 "open_days": [c.day for c in plan.open],

@@ -1,6 +1,7 @@
 -- Why each pool mailbox of the open campaigns cannot take new work now, and until when (NULL:
--- it can). Shared by the deferral and the claim, so both judge a mailbox the same way. The
--- mailbox's day is its own: its count of the day is void once its local midnight has passed.
+-- it can). Shared by the deferral and the claim (tick_claim.sql), so both judge a mailbox the
+-- same way. The mailbox's day is its own: its count of the day is void once its local midnight
+-- has passed.
 SELECT cm.campaign_id, cm.mailbox_id,
        CASE
          WHEN m.status <> 'connected' THEN %(now)s + interval '1 hour'
@@ -24,7 +25,13 @@ SELECT cm.campaign_id, cm.mailbox_id,
          WHEN t.backoff_until > %(now)s THEN 'mailbox ' || m.email || ' is backing off'
          ELSE 'pacing sends of ' || m.email
        END AS reason,
-       t.last_assigned_at
+       t.last_assigned_at,
+       -- What the claim needs of a ready mailbox.
+       m.email, m.workspace_id, m.timezone AS zone, least(m.daily_limit, %(hard_cap)s) AS cap,
+       (%(now)s AT TIME ZONE m.timezone)::date AS day,
+       CASE WHEN t.count_day = (%(now)s AT TIME ZONE m.timezone)::date
+            THEN t.day_count ELSE 0 END AS used,
+       cm.max_sends_per_day IS NOT NULL AS pair_limited
 FROM sequences_campaignmailbox cm
 JOIN mailboxes_mailbox m ON m.id = cm.mailbox_id
 LEFT JOIN sequences_mailboxthrottle t ON t.mailbox_id = cm.mailbox_id

@@ -26,28 +26,14 @@ WITH campaigns AS (
   SELECT * FROM unnest(%(open_ids)s::uuid[], %(open_workspaces)s::uuid[],
                        %(open_rooms)s::int[], %(open_days)s::date[])
                 AS c(id, workspace_id, room, day)
+), senders AS (
+%(sender_state)s
 ), ready AS MATERIALIZED (
-  -- Every mailbox that can take a send now, per open campaign of its pool.
-  SELECT cm.campaign_id, cm.mailbox_id, m.email, m.workspace_id, m.timezone AS zone,
-         least(m.daily_limit, %(hard_cap)s) AS cap,
-         (%(now)s AT TIME ZONE m.timezone)::date AS day,
-         CASE WHEN t.count_day = (%(now)s AT TIME ZONE m.timezone)::date
-              THEN t.day_count ELSE 0 END AS used,
-         t.last_assigned_at,
-         cm.max_sends_per_day IS NOT NULL AS pair_limited
-  FROM sequences_campaignmailbox cm
-  JOIN campaigns c ON c.id = cm.campaign_id
-  JOIN mailboxes_mailbox m ON m.id = cm.mailbox_id
-  LEFT JOIN sequences_mailboxthrottle t ON t.mailbox_id = cm.mailbox_id
-  LEFT JOIN sequences_sendcounter cmc
-         ON cm.max_sends_per_day IS NOT NULL AND cmc.scope = 'campaign_mailbox'
-        AND cmc.key = cm.campaign_id::text || ':' || cm.mailbox_id::text
-        AND cmc.day = (%(now)s AT TIME ZONE m.timezone)::date
-  WHERE cm.is_active AND m.status = 'connected' AND m.sending_enabled
-    AND coalesce(greatest(t.next_send_at, t.backoff_until), '-infinity') <= %(now)s
-    AND (t.count_day IS DISTINCT FROM (%(now)s AT TIME ZONE m.timezone)::date
-         OR t.day_count < least(m.daily_limit, %(hard_cap)s))
-    AND (cm.max_sends_per_day IS NULL OR coalesce(cmc.count, 0) < cm.max_sends_per_day)
+  -- Every mailbox that can take a send now, per open campaign of its pool: judged as the
+  -- deferral judges it.
+  SELECT campaign_id, mailbox_id, email, workspace_id, zone, cap, day, used, last_assigned_at,
+         pair_limited
+  FROM senders WHERE until IS NULL
 ), ready_campaigns AS (
   SELECT DISTINCT campaign_id FROM ready
 ), scan AS MATERIALIZED (
