@@ -75,7 +75,8 @@ ALL_WEEK = [0, 1, 2, 3, 4, 5, 6]
 @st.composite
 def fleets(draw: st.DrawFn) -> dict[str, Any]:
     """A few mailboxes with small caps, one or two campaigns with windows of their own and
-    pools drawn from them, a handful of prospects each (some sharing a recipient domain)."""
+    pools drawn from them (an entry with or without its own daily limit), a handful of prospects
+    each (some sharing a recipient domain)."""
     limits = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
     campaigns = draw(
         st.lists(
@@ -87,6 +88,7 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
                     "length": st.integers(1, 24),
                     "limit": st.integers(1, 5),
                     "pool": st.sets(st.integers(0, len(limits) - 1), min_size=1).map(sorted),
+                    "pool_limit": st.none() | st.integers(1, 2),
                     "prospects": st.integers(1, 8),
                 }
             ),
@@ -110,7 +112,12 @@ def test_the_tick_never_exceeds_a_cap_sends_only_inside_windows_and_never_early(
     from warmysender.mailboxes.models import Mailbox
     from warmysender.prospects.models import Prospect
     from warmysender.sequences import caps, services
-    from warmysender.sequences.models import Action, Enrollment, EnrollmentStatus
+    from warmysender.sequences.models import (
+        Action,
+        CampaignMailbox,
+        Enrollment,
+        EnrollmentStatus,
+    )
     from warmysender.sequences.services import StepInput
     from warmysender.sequences.tests.flow import ACTOR, drive, sandbox_mailbox
 
@@ -138,6 +145,9 @@ def test_the_tick_never_exceeds_a_cap_sends_only_inside_windows_and_never_early(
             },
             actor=ACTOR,
             now=t0,
+        )
+        CampaignMailbox.objects.filter(campaign=campaign).update(
+            max_sends_per_day=spec["pool_limit"]
         )
         windows[campaign.id] = (Window.of(spec["zone"], spec["days"], spec["start"], end), spec)
         people = [
@@ -171,15 +181,19 @@ def test_the_tick_never_exceeds_a_cap_sends_only_inside_windows_and_never_early(
             by_mailbox[action.mailbox_id] = by_mailbox.get(action.mailbox_id, 0) + 1
         assert all(n == 1 for n in by_mailbox.values()), "two new sends on one mailbox in a tick"
 
-    # The caps, per local day: the mailbox's (its own zone) and the campaign's (its zone).
+    # The three caps, per local day: the mailbox's and its pool entry's (the mailbox's zone),
+    # and the campaign's (its zone).
     sent = list(Action.objects.filter(enrollment__in=ours).select_related("mailbox"))
     per_mailbox: dict[tuple[Any, Any], int] = {}
+    per_entry: dict[tuple[Any, Any, Any], int] = {}
     per_campaign: dict[tuple[Any, Any], int] = {}
     for action in sent:
         assert action.reserved_at is not None and action.mailbox is not None
         mailbox_day = caps.local_day(action.reserved_at, ZoneInfo(action.mailbox.timezone))
         key = (action.mailbox_id, mailbox_day)
         per_mailbox[key] = per_mailbox.get(key, 0) + 1
+        entry = (action.campaign_id, action.mailbox_id, mailbox_day)
+        per_entry[entry] = per_entry.get(entry, 0) + 1
         window, spec = windows[action.campaign_id]
         campaign_day = caps.local_day(action.reserved_at, window.zone)
         per_campaign[(action.campaign_id, campaign_day)] = (
@@ -190,6 +204,9 @@ def test_the_tick_never_exceeds_a_cap_sends_only_inside_windows_and_never_early(
         assert n <= min(limits[mailbox_id].daily_limit, caps.HARD_DAILY_CAP)
     for (campaign_id, _), n in per_campaign.items():
         assert n <= windows[campaign_id][1]["limit"]
+    for (campaign_id, _, _), n in per_entry.items():
+        pool_limit = windows[campaign_id][1]["pool_limit"]
+        assert pool_limit is None or n <= pool_limit, "over the pool entry's own daily limit"
     # Nothing was lost: whatever could go went, or waits with a reason.
     for enrollment in ours.exclude(status=EnrollmentStatus.COMPLETED):
         assert enrollment.status == EnrollmentStatus.PENDING
